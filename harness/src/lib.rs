@@ -1,0 +1,37 @@
+//! Shared support for the workshop's checks.
+//!
+//! Every check in `exercises/*/*/tests/` is written against this crate, so the rules that keep
+//! checks deterministic live here once instead of in forty test files:
+//!
+//! - [`server`]: a real hyper server on `127.0.0.1:0`, and a real HTTP/1 client connection to it.
+//! - [`duplex`]: a service driven over an in-memory connection, for checks on the paused clock.
+//! - [`leak`]: a gauge of live resources built from drop guards, to catch work that outlives
+//!   its request.
+//! - [`transcript`]: an HTTP transcript with nothing in it that varies between runs, for insta.
+//! - [`watchdog`]: turns a hang into a failure that says what the hang means for the lesson.
+//!
+//! A typical check:
+//!
+//! ```no_run
+//! use harness::{server::TestServer, watchdog::check};
+//!
+//! #[test]
+//! fn counts_every_request() {
+//!     check("the server never answered; is the accept loop awaiting the connection?").real(
+//!         || async {
+//!             let server = TestServer::start(|listener| async move { drop(listener) }).await;
+//!             let _ = server.addr();
+//!         },
+//!     );
+//! }
+//! ```
+#![deny(missing_docs)]
+
+pub mod duplex;
+pub mod leak;
+pub mod response;
+pub mod server;
+pub mod transcript;
+pub mod watchdog;
+
+pub use response::TestResponse;

@@ -1,0 +1,168 @@
+//! A real hyper server on loopback, and a real HTTP/1 connection to it.
+//!
+//! Checks of kind **srv** bind `127.0.0.1:0` (the kernel picks a free port, so checks run in
+//! parallel without colliding) and talk to the server over real TCP. That is the whole point
+//! of the kind: keep-alive, connection counts and disconnects behave as they do in production.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::TestResponse;
+
+/// A server task running on `127.0.0.1` with a kernel-chosen port.
+///
+/// Dropping it aborts the server task, so a failed assertion never leaves a server behind.
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Binds `127.0.0.1:0` and runs `serve` with the listener: use it when the code under test
+    /// owns the accept loop.
+    pub async fn start<F, Fut>(serve: F) -> Self
+    where
+        F: FnOnce(TcpListener) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0");
+        let addr = listener.local_addr().expect("reading the bound address");
+        let task = tokio::spawn(serve(listener));
+        Self { addr, task }
+    }
+
+    /// Serves `handler` with a plain accept loop (one task per connection, HTTP/1 and HTTP/2
+    /// through hyper-util's `auto` builder): use it when only the handler is under test.
+    pub async fn serve<H, Fut>(handler: H) -> Self
+    where
+        H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        Self::start(move |listener| async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let response = handler(req);
+                        async move { Ok::<_, Infallible>(response.await) }
+                    });
+                    // A client that goes away mid-request is not the server's failure.
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        })
+        .await
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`, for reqwest.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Opens one new TCP connection to the server and performs the HTTP/1 handshake.
+    pub async fn connect(&self) -> H1Connection {
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .expect("connecting to the test server");
+        H1Connection::handshake(stream).await
+    }
+
+    /// Stops the server task and waits until it is gone.
+    pub async fn shutdown(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One HTTP/1 client connection: requests on it are sent one after another on the same
+/// connection, which is exactly what a keep-alive check needs (a pooled client may open a
+/// second connection whenever the first is not back in its pool yet).
+#[derive(Debug)]
+pub struct H1Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: JoinHandle<hyper::Result<()>>,
+}
+
+impl H1Connection {
+    /// Performs the HTTP/1 handshake over any byte stream: TCP or an in-memory duplex.
+    pub async fn handshake<IO>(io: IO) -> Self
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (sender, connection) = http1::handshake(TokioIo::new(io))
+            .await
+            .expect("HTTP/1 client handshake");
+        let driver = tokio::spawn(connection);
+        Self { sender, driver }
+    }
+
+    /// Sends `GET path` and reads the whole response.
+    pub async fn get(&mut self, path: &str) -> hyper::Result<TestResponse> {
+        self.send(get(path)).await
+    }
+
+    /// Sends `request` once the connection is ready, and reads the whole response.
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> hyper::Result<TestResponse> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        TestResponse::collect(response).await
+    }
+
+    /// Closes the connection from the client side and waits for the client's half to finish,
+    /// the way a browser tab that is closed drops its socket.
+    pub async fn close(self) {
+        drop(self.sender);
+        let _ = self.driver.await;
+    }
+
+    /// Drops the connection at once, without waiting: models a client that vanishes.
+    pub fn abort(self) {
+        self.driver.abort();
+    }
+}
+
+/// A `GET path` request with a `host` header, as a real client would send it.
+pub fn get(path: &str) -> Request<Full<Bytes>> {
+    request("GET", path, Bytes::new())
+}
+
+/// A request with the given method, path and body, and a `host` header.
+pub fn request(method: &str, path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "workshop.test")
+        .body(Full::new(body.into()))
+        .expect("a well-formed request")
+}
