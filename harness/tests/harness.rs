@@ -17,12 +17,16 @@ fn watchdog_turns_a_hang_into_a_failure_with_the_lesson_message() {
     let outcome = panic::catch_unwind(|| {
         check("the handler never returns")
             .limit(Duration::from_millis(200))
-            .run(|| loop {
-                std::thread::park();
+            .run(|| {
+                loop {
+                    std::thread::park();
+                }
             })
     });
     let payload = outcome.expect_err("a hung body must fail the check");
-    let message = payload.downcast_ref::<String>().expect("a formatted message");
+    let message = payload
+        .downcast_ref::<String>()
+        .expect("a formatted message");
     assert!(message.contains("did not finish in 0 s"), "{message}");
     assert!(message.contains("the handler never returns"), "{message}");
 }
@@ -73,7 +77,10 @@ fn real_server_answers_over_loopback_and_transcript_is_stable() {
             transcript.render(),
             "> GET /\n< 200 OK\n< content-length: 6\n<\n< hello\n"
         );
-        assert!(response.header("date").is_some(), "hyper sends a date header");
+        assert!(
+            response.header("date").is_some(),
+            "hyper sends a date header"
+        );
     });
 }
 
@@ -82,7 +89,9 @@ fn duplex_connection_serves_on_the_paused_clock() {
     check("the in-memory connection never answered").paused(|| async {
         let (mut conn, server) = duplex::http1(|io| async move {
             let service = hyper::service::service_fn(|_req| async {
-                Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("in memory"))))
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from(
+                    "in memory",
+                ))))
             });
             hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(io), service)

@@ -1,1 +1,167 @@
-fn main() {}
+//! `cargo xtask`: the workshop's runner, for learners, instructors and CI.
+//!
+//! Learners: `cargo xtask` (where am I?), `check`, `watch`, `hint`, `list`, `reset`,
+//! `solution`. Maintainers: `verify`, `seal`, `new`, `book`. Instructors: `interview`.
+
+mod book;
+mod learner;
+mod meta;
+mod progress;
+mod runner;
+mod scaffold;
+mod seal;
+mod verify;
+mod workshop;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::workshop::Workshop;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "The runner of the tokio + hyper concurrency workshop",
+    version
+)]
+struct Cli {
+    /// Show cargo's and the test binaries' raw output as well.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Option<Verb>,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Run the checks of an exercise (default: the first unsolved one).
+    Check { id: Option<String> },
+    /// Re-run the checks on every save; moves on when an exercise passes.
+    Watch { id: Option<String> },
+    /// Reveal the next hint of an exercise (default: the first unsolved one).
+    Hint { id: Option<String> },
+    /// List every exercise with its level, kinds, minutes and status.
+    List,
+    /// Restore an exercise's code to the last committed version and clear its progress.
+    Reset { id: String },
+    /// Show where the solution is and why it works.
+    Solution { id: String },
+    /// Prove every exercise fails as declared, every solution passes, lessons and book hold.
+    Verify {
+        /// Run every verdict N times, to expose flaky checks.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Rewrite the compile-fail lessons' expected diagnostics from the compiler.
+        #[arg(long)]
+        bless: bool,
+        /// Skip building the book.
+        #[arg(long)]
+        skip_book: bool,
+        /// Verify only these exercises (skips lessons and book).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Record the hashes of every exercise's checks (after changing checks).
+    Seal,
+    /// Scaffold a new exercise: crate, checks, solution, metadata and book page.
+    New {
+        #[arg(long)]
+        level: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        title: String,
+    },
+    /// Build the book into book/build (mdBook is installed on demand).
+    Book {
+        /// Serve it on localhost and rebuild on change.
+        #[arg(long)]
+        serve: bool,
+        /// Open it in a browser (implies --serve).
+        #[arg(long)]
+        open: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Ok(false): the command ran and its verdict is "not yet" (a failing check).
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    let workshop = Workshop::locate()?;
+    let verbose = cli.verbose;
+    match cli.command {
+        None => learner::overview(&workshop).map(|()| true),
+        Some(Verb::List) => learner::list(&workshop).map(|()| true),
+        Some(Verb::Check { id }) => {
+            let exercise = learner::pick(&workshop, id.as_deref())?;
+            learner::check(&workshop, exercise, verbose)
+        }
+        Some(Verb::Watch { id }) => {
+            learner::watch(&workshop, id.as_deref(), verbose).map(|()| true)
+        }
+        Some(Verb::Hint { id }) => {
+            let exercise = learner::pick(&workshop, id.as_deref())?;
+            learner::hint(&workshop, exercise).map(|()| true)
+        }
+        Some(Verb::Reset { id }) => learner::reset(&workshop, workshop.find(&id)?).map(|()| true),
+        Some(Verb::Solution { id }) => {
+            learner::solution(&workshop, workshop.find(&id)?).map(|()| true)
+        }
+        Some(Verb::Verify {
+            repeat,
+            bless,
+            skip_book,
+            only,
+        }) => {
+            let options = verify::Options {
+                repeat: repeat.max(1),
+                bless,
+                skip_book,
+                only,
+            };
+            verify::verify(&workshop, &options).map(|()| true)
+        }
+        Some(Verb::Seal) => {
+            let files = seal::seal(&workshop)?;
+            println!("exercises/CHECKSUMS: {files} check files recorded.");
+            Ok(true)
+        }
+        Some(Verb::New {
+            level,
+            id,
+            slug,
+            title,
+        }) => scaffold::scaffold(
+            &workshop,
+            &scaffold::NewExercise {
+                level,
+                id,
+                slug,
+                title,
+            },
+        )
+        .map(|()| true),
+        Some(Verb::Book { serve, open }) => {
+            if serve || open {
+                book::serve(&workshop, open)?;
+            } else {
+                let site = book::build(&workshop)?;
+                println!("The book is in {}/index.html", site.display());
+            }
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The learner's verbs: overview, check, watch, hint, list, reset, solution.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+
+use crate::progress::Progress;
+use crate::runner::{self, Report, Verdict};
+use crate::seal;
+use crate::workshop::{Exercise, LEVELS, Workshop};
+
+/// Lines of a failure's message shown before it is cut (the rest is in `--verbose`).
+const MAX_FAILURE_LINES: usize = 40;
+
+/// `cargo xtask` with no verb: where the learner stands and what to do next.
+pub fn overview(workshop: &Workshop) -> Result<()> {
+    let progress = Progress::load(&workshop.root)?;
+    let solved = workshop
+        .exercises
+        .iter()
+        .filter(|e| progress.is_solved(&e.meta.id))
+        .count();
+    println!(
+        "HTTP server concurrency with tokio and hyper: {solved} of {} exercises solved\n",
+        workshop.exercises.len()
+    );
+    for level in LEVELS {
+        let in_level: Vec<&Exercise> = workshop
+            .exercises
+            .iter()
+            .filter(|e| e.meta.level == *level)
+            .collect();
+        if in_level.is_empty() {
+            continue;
+        }
+        let done = in_level
+            .iter()
+            .filter(|e| progress.is_solved(&e.meta.id))
+            .count();
+        let marks: String = in_level
+            .iter()
+            .map(|e| {
+                if progress.is_solved(&e.meta.id) {
+                    '#'
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        println!("  {level:<13} [{marks}] {done}/{}", in_level.len());
+    }
+    println!();
+    match first_unsolved(workshop, &progress) {
+        Some(next) => {
+            println!("Next: {} · {}", next.meta.id, next.meta.title);
+            println!("  {}", next.meta.summary);
+            println!(
+                "  Read {}/README.md, then run `cargo xtask check {}` (or `cargo xtask watch`).",
+                next.dir.display(),
+                next.meta.id
+            );
+        }
+        None => println!(
+            "Every exercise is solved. Try `cargo xtask interview` to drill the interview bank."
+        ),
+    }
+    Ok(())
+}
+
+/// `cargo xtask list`.
+pub fn list(workshop: &Workshop) -> Result<()> {
+    let progress = Progress::load(&workshop.root)?;
+    let mut level = "";
+    for e in &workshop.exercises {
+        if e.meta.level != level {
+            level = &e.meta.level;
+            println!("{level}");
+        }
+        let mark = if progress.is_solved(&e.meta.id) {
+            "solved"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<4} {:<42} {:<18} {:>3} min  {mark}",
+            e.meta.id,
+            e.meta.title,
+            e.meta.kinds.join(" "),
+            e.meta.minutes
+        );
+    }
+    Ok(())
+}
+
+pub fn first_unsolved<'a>(workshop: &'a Workshop, progress: &Progress) -> Option<&'a Exercise> {
+    workshop
+        .exercises
+        .iter()
+        .find(|e| !progress.is_solved(&e.meta.id))
+}
+
+/// Picks the exercise a verb works on: the one named, or the first unsolved.
+pub fn pick<'a>(workshop: &'a Workshop, id: Option<&str>) -> Result<&'a Exercise> {
+    match id {
+        Some(id) => workshop.find(id),
+        None => {
+            let progress = Progress::load(&workshop.root)?;
+            match first_unsolved(workshop, &progress) {
+                Some(exercise) => Ok(exercise),
+                None => bail!(
+                    "every exercise is solved; name one to check it again, e.g. `cargo xtask check J01`"
+                ),
+            }
+        }
+    }
+}
+
+/// `cargo xtask check [ID]`: returns whether every check passed.
+pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<bool> {
+    let modified = seal::modified(workshop, exercise)?;
+    if !modified.is_empty() {
+        eprintln!(
+            "The checks of {} were modified:\n{}\n\nA check edited to pass proves nothing. Restore them with\n  git checkout -- {}\nand make the exercise pass as the checks are.",
+            exercise.meta.id,
+            modified
+                .iter()
+                .map(|m| format!("  {m}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            exercise.dir.join("tests").display()
+        );
+        return Ok(false);
+    }
+    println!(
+        "{} · {}  ({}, {}, ~{} min)",
+        exercise.meta.id,
+        exercise.meta.title,
+        exercise.meta.level,
+        exercise.meta.kinds.join(" "),
+        exercise.meta.minutes
+    );
+    println!("  building and running the checks...");
+    let report = runner::run(&workshop.root, &exercise.meta, &exercise.package())?;
+    if verbose {
+        println!("{}", report.cargo_output);
+    }
+    print!("{}", render(exercise, &report));
+    let passed = report.all_passed();
+    let mut progress = Progress::load(&workshop.root)?;
+    progress.entry(&exercise.meta.id).solved = passed;
+    progress.save()?;
+    if passed {
+        match first_unsolved(workshop, &progress) {
+            Some(next) => println!(
+                "Next: {} · {}: `cargo xtask check {}`",
+                next.meta.id, next.meta.title, next.meta.id
+            ),
+            None => println!("That was the last one: every exercise is solved."),
+        }
+    }
+    Ok(passed)
+}
+
+/// The verdict table and, for the first failure, what it means and what to do.
+pub fn render(exercise: &Exercise, report: &Report) -> String {
+    let mut out = String::new();
+    let width = exercise
+        .meta
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    if exercise.meta.compile_fail.is_some() || !report.compiled() {
+        let mark = if report.compiled() { "✓" } else { "✗" };
+        let _ = writeln!(out, "  {mark} {:<width$}  cf", "compiles");
+    }
+    let mut rows: Vec<(&str, &str)> = exercise
+        .meta
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind.as_str()))
+        .collect();
+    if exercise.meta.lint.is_some() {
+        rows.push(("lint", "lint"));
+    }
+    for (name, kind) in &rows {
+        let line = match report.verdicts.get(*name) {
+            Some(Verdict::Pass) => format!("  ✓ {name:<width$}  {kind}"),
+            Some(Verdict::Fail(_)) => format!("  ✗ {name:<width$}  {kind}"),
+            Some(Verdict::NotRun(why)) => format!("  · {name:<width$}  {kind}  (not run: {why})"),
+            None => format!("  · {name:<width$}  {kind}  (not run)"),
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out);
+
+    let source = exercise.dir.join("src");
+    let id = &exercise.meta.id;
+    if !report.compiled() {
+        let _ = writeln!(out, "First failure: the crate does not compile");
+        if let Some(cf) = &exercise.meta.compile_fail {
+            let _ = writeln!(out, "  What it means: {}", cf.explain);
+        }
+        let _ = writeln!(out, "  The compiler said:");
+        let _ = writeln!(out, "{}", indent(&cut(&report.rendered), "    "));
+        let _ = writeln!(
+            out,
+            "  Next: read hint 1 with `cargo xtask hint {id}`, edit {}, and run `cargo xtask check {id}` again.",
+            source.display()
+        );
+        return out;
+    }
+    let failing = rows
+        .iter()
+        .find_map(|(name, _)| match report.verdicts.get(*name) {
+            Some(Verdict::Fail(message)) => Some((*name, message.as_str())),
+            _ => None,
+        });
+    let total = rows.len();
+    let passed = rows
+        .iter()
+        .filter(|(n, _)| report.verdicts.get(*n).is_some_and(Verdict::passed))
+        .count();
+    match failing {
+        Some((name, message)) => {
+            let (means, hint) = match exercise.meta.checks.iter().find(|c| c.name == name) {
+                Some(check) => (check.means.clone(), check.hint),
+                None => {
+                    let lint = exercise.meta.lint.as_ref();
+                    (
+                        lint.and_then(|l| l.means.clone()).unwrap_or_else(|| {
+                            "clippy found a lint this lesson is about; read its message below."
+                                .to_owned()
+                        }),
+                        lint.and_then(|l| l.hint).unwrap_or(1),
+                    )
+                }
+            };
+            let _ = writeln!(out, "First failure: {name}");
+            let _ = writeln!(out, "  What it means: {means}");
+            if !message.is_empty() {
+                let _ = writeln!(out, "  The check said:");
+                let _ = writeln!(out, "{}", indent(&cut(message), "    "));
+            }
+            let _ = writeln!(
+                out,
+                "  Next: read hint {hint} with `cargo xtask hint {id}`, edit {}, and run `cargo xtask check {id}` again.",
+                source.display()
+            );
+            let _ = writeln!(out, "\n{passed} of {total} checks pass.");
+        }
+        None if passed == total => {
+            let _ = writeln!(out, "All {total} checks pass: {id} is solved.");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "{passed} of {total} checks pass; the others did not run (see above)."
+            );
+        }
+    }
+    out
+}
+
+fn cut(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= MAX_FAILURE_LINES {
+        return text.trim_end().to_owned();
+    }
+    format!(
+        "{}\n... ({} more lines: run with --verbose)",
+        lines[..MAX_FAILURE_LINES].join("\n"),
+        lines.len() - MAX_FAILURE_LINES
+    )
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `cargo xtask hint [ID]`: reveals one more hint each time.
+pub fn hint(workshop: &Workshop, exercise: &Exercise) -> Result<()> {
+    let mut progress = Progress::load(&workshop.root)?;
+    let hints = &exercise.meta.hints;
+    let entry = progress.entry(&exercise.meta.id);
+    entry.hints_seen = (entry.hints_seen + 1).min(hints.len());
+    let seen = entry.hints_seen;
+    progress.save()?;
+    println!(
+        "{} · {}: hint {seen} of {}\n",
+        exercise.meta.id,
+        exercise.meta.title,
+        hints.len()
+    );
+    for (i, hint) in hints.iter().take(seen).enumerate() {
+        println!("  {}. {hint}\n", i + 1);
+    }
+    if seen < hints.len() {
+        println!(
+            "Run `cargo xtask hint {}` again for the next one.",
+            exercise.meta.id
+        );
+    } else {
+        println!(
+            "That was the last hint. The solution and why it works: `cargo xtask solution {}`.",
+            exercise.meta.id
+        );
+    }
+    Ok(())
+}
+
+/// `cargo xtask reset ID`: the exercise's code as last committed, and its progress cleared.
+pub fn reset(workshop: &Workshop, exercise: &Exercise) -> Result<()> {
+    let status = Command::new("git")
+        .current_dir(&workshop.root)
+        .args(["checkout", "HEAD", "--"])
+        .arg(&exercise.dir)
+        .status()
+        .context("running git checkout (is git installed?)")?;
+    if !status.success() {
+        bail!(
+            "git could not restore {}; is this a git clone of the workshop?",
+            exercise.dir.display()
+        );
+    }
+    let mut progress = Progress::load(&workshop.root)?;
+    progress.exercises.remove(&exercise.meta.id);
+    progress.save()?;
+    println!(
+        "{} restored to the last committed version; its hints and status are reset.",
+        exercise.dir.display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask solution ID`: where the solution is and why it works.
+pub fn solution(workshop: &Workshop, exercise: &Exercise) -> Result<()> {
+    let why_path = exercise.solution_dir.join("WHY.md");
+    let why = fs::read_to_string(workshop.path(&why_path))
+        .with_context(|| format!("reading {}", why_path.display()))?;
+    println!(
+        "{} · {}: the solution\n",
+        exercise.meta.id, exercise.meta.title
+    );
+    println!("{}\n", why.trim());
+    println!("Code: {}", exercise.solution_dir.join("src").display());
+    println!(
+        "Compare with yours: git diff --no-index {} {}",
+        exercise.dir.join("src").display(),
+        exercise.solution_dir.join("src").display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask watch`: re-checks on every save, and moves on once an exercise passes.
+pub fn watch(workshop: &Workshop, id: Option<&str>, verbose: bool) -> Result<()> {
+    let mut exercise = pick(workshop, id)?.clone();
+    loop {
+        let passed = check(workshop, &exercise, verbose)?;
+        if passed {
+            let progress = Progress::load(&workshop.root)?;
+            match first_unsolved(workshop, &progress) {
+                Some(next) => {
+                    println!("\nWatching {} next. Press Ctrl-C to stop.", next.meta.id);
+                    exercise = next.clone();
+                    continue;
+                }
+                None => return Ok(()),
+            }
+        }
+        println!(
+            "\nWatching {} for changes. Press Ctrl-C to stop.",
+            exercise.dir.join("src").display()
+        );
+        wait_for_change(&workshop.path(&exercise.dir))?;
+        println!("\n--- change detected ---\n");
+    }
+}
+
+/// Blocks until a file under `dir/src` or `dir/Cargo.toml` changes. Polling keeps the runner
+/// free of a file-watching dependency; twice a second is well below what a save feels like.
+fn wait_for_change(dir: &Path) -> Result<()> {
+    let before = stamp(dir);
+    loop {
+        std::thread::sleep(Duration::from_millis(400));
+        if stamp(dir) != before {
+            return Ok(());
+        }
+    }
+}
+
+fn stamp(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {
+    let mut files = vec![dir.join("Cargo.toml")];
+    let mut stack = vec![dir.join("src")];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let modified = fs::metadata(&f).and_then(|m| m.modified()).ok();
+            (f, modified)
+        })
+        .collect()
+}

@@ -1,0 +1,329 @@
+//! `cargo xtask verify`: everything CI needs, in one command.
+//!
+//! For every exercise: the untouched crate fails exactly the checks its metadata declares (a
+//! compile-fail exercise with exactly the declared diagnostics) and its solution passes every
+//! check. Then the lessons: their tests pass and their compile-fail cases still fail with the
+//! recorded diagnostics. Then the book builds with every include and link resolving.
+//! `--repeat N` runs every verdict N times, to expose flaky checks.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::book;
+use crate::runner::{self, Report, Verdict};
+use crate::seal;
+use crate::workshop::{Exercise, Workshop};
+
+pub struct Options {
+    pub repeat: usize,
+    /// Rewrite the compile-fail lessons' `expected.txt` from the compiler.
+    pub bless: bool,
+    /// Skip the book (for a quick run while writing exercises).
+    pub skip_book: bool,
+    /// Only these exercises (ids); empty means all.
+    pub only: Vec<String>,
+}
+
+pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
+    let started = Instant::now();
+    let mut problems: Vec<String> = Vec::new();
+
+    section("structure");
+    problems.extend(structure(workshop)?);
+
+    let exercises: Vec<&Exercise> = if options.only.is_empty() {
+        workshop.exercises.iter().collect()
+    } else {
+        options
+            .only
+            .iter()
+            .map(|id| workshop.find(id))
+            .collect::<Result<_>>()?
+    };
+    for round in 1..=options.repeat {
+        section(&format!("exercises, round {round} of {}", options.repeat));
+        for exercise in &exercises {
+            let t = Instant::now();
+            let found = exercise_problems(workshop, exercise)?;
+            let verdict = if found.is_empty() { "ok" } else { "FAILED" };
+            println!(
+                "  {:<4} {:<24} {verdict} ({:.1} s)",
+                exercise.meta.id,
+                exercise.meta.slug,
+                t.elapsed().as_secs_f64()
+            );
+            problems.extend(
+                found
+                    .into_iter()
+                    .map(|p| format!("{} (round {round}): {p}", exercise.meta.id)),
+            );
+        }
+    }
+
+    if options.only.is_empty() {
+        section("lessons");
+        for round in 1..=options.repeat {
+            problems.extend(lessons(workshop, round)?);
+        }
+        section("compile-fail lessons");
+        problems.extend(compile_fail_lessons(workshop, options.bless)?);
+        section("runner and harness tests");
+        problems.extend(cargo_ok(
+            &workshop.root,
+            &["test", "-q", "-p", "harness", "-p", "xtask"],
+            "tests of harness and xtask",
+        )?);
+        if !options.skip_book {
+            section("book");
+            problems.extend(book::build_and_check(workshop)?);
+        }
+    }
+
+    println!();
+    if problems.is_empty() {
+        println!(
+            "verify: everything holds ({:.0} s).",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    } else {
+        println!("verify found {} problem(s):", problems.len());
+        for problem in &problems {
+            println!("  - {}", problem.replace('\n', "\n    "));
+        }
+        bail!("verify failed")
+    }
+}
+
+fn section(name: &str) {
+    println!("\n== {name}");
+}
+
+/// Metadata that must agree with the files on disk.
+fn structure(workshop: &Workshop) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for e in &workshop.exercises {
+        for (what, path) in [
+            ("task statement", e.dir.join("README.md")),
+            ("solution", e.solution_dir.join("src")),
+            ("solution note", e.solution_dir.join("WHY.md")),
+            ("book page", e.page.clone()),
+        ] {
+            if !workshop.path(&path).exists() {
+                problems.push(format!(
+                    "{}: its {what} {} is missing",
+                    e.meta.id,
+                    path.display()
+                ));
+            }
+        }
+    }
+    let stale = seal::stale(workshop)?;
+    if !stale.is_empty() {
+        problems.push(format!(
+            "exercises/CHECKSUMS is out of date for: {}. Run `cargo xtask seal` after changing checks.",
+            stale.join(", ")
+        ));
+    }
+    println!(
+        "  {} exercises, {} problem(s)",
+        workshop.exercises.len(),
+        problems.len()
+    );
+    Ok(problems)
+}
+
+/// Everything wrong with one exercise and its solution, as sentences.
+pub fn exercise_problems(workshop: &Workshop, e: &Exercise) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let given = runner::run(&workshop.root, &e.meta, &e.package())?;
+    problems.extend(undeclared(&given));
+    match &e.meta.compile_fail {
+        Some(cf) => {
+            if given.compiled() {
+                problems.push(
+                    "the untouched exercise compiles, but it is a compile-fail lesson".to_owned(),
+                );
+            } else if given.diagnostics != cf.diagnostics {
+                problems.push(format!(
+                    "the untouched exercise fails with\n{}\nbut exercise.toml declares\n{}",
+                    given.diagnostics.join("\n"),
+                    cf.diagnostics.join("\n")
+                ));
+            }
+        }
+        None => {
+            if !given.compiled() {
+                problems.push(format!(
+                    "the untouched exercise does not compile:\n{}",
+                    given.rendered
+                ));
+            }
+            for check in &e.meta.checks {
+                match (check.fails_on_bug, given.verdicts.get(&check.name)) {
+                    (true, Some(Verdict::Fail(_))) | (false, Some(Verdict::Pass)) => {}
+                    (true, Some(Verdict::Pass)) => problems.push(format!(
+                        "`{}` passes on the planted bug; it must fail",
+                        check.name
+                    )),
+                    (false, Some(Verdict::Fail(m))) => problems.push(format!(
+                        "`{}` fails on the untouched exercise but is declared to pass:\n{m}",
+                        check.name
+                    )),
+                    (_, other) => problems.push(format!(
+                        "`{}` did not run on the exercise: {other:?}",
+                        check.name
+                    )),
+                }
+            }
+            if let Some(lint) = &e.meta.lint {
+                let failed = matches!(given.verdicts.get("lint"), Some(Verdict::Fail(_)));
+                if failed != lint.fails_on_bug {
+                    problems.push(format!(
+                        "the lint check {} on the untouched exercise",
+                        if failed { "fails" } else { "passes" }
+                    ));
+                }
+            }
+        }
+    }
+
+    let solved = runner::run(&workshop.root, &e.meta, &e.solution_package())?;
+    problems.extend(undeclared(&solved));
+    if !solved.compiled() {
+        problems.push(format!(
+            "the solution does not compile:\n{}",
+            solved.rendered
+        ));
+    } else {
+        for (name, verdict) in &solved.verdicts {
+            match verdict {
+                Verdict::Pass => {}
+                Verdict::Fail(m) => problems.push(format!("the solution fails `{name}`:\n{m}")),
+                Verdict::NotRun(why) => {
+                    problems.push(format!("`{name}` did not run on the solution: {why}"))
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+fn undeclared(report: &Report) -> Vec<String> {
+    report
+        .undeclared
+        .iter()
+        .map(|name| format!("test `{name}` is not declared in exercise.toml"))
+        .collect()
+}
+
+fn lesson_packages(workshop: &Workshop) -> Vec<String> {
+    crate::workshop::LEVELS
+        .iter()
+        .filter(|level| {
+            workshop
+                .path(format!("lessons/{level}/Cargo.toml"))
+                .is_file()
+        })
+        .map(|level| format!("lessons-{level}"))
+        .collect()
+}
+
+fn lessons(workshop: &Workshop, round: usize) -> Result<Vec<String>> {
+    let mut args = vec!["test".to_owned(), "-q".to_owned()];
+    for package in lesson_packages(workshop) {
+        args.push("-p".to_owned());
+        args.push(package);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cargo_ok(
+        &workshop.root,
+        &args,
+        &format!("lesson tests (round {round})"),
+    )
+}
+
+/// Every `lessons/<level>/compile-fail/<case>/` must fail with its `expected.txt`.
+fn compile_fail_lessons(workshop: &Workshop, bless: bool) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for level in crate::workshop::LEVELS {
+        let dir = workshop.path(format!("lessons/{level}/compile-fail"));
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut cases: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("Cargo.toml").is_file())
+            .collect();
+        cases.sort();
+        for case in cases {
+            let name = case
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let package = format!("cf-{level}-{name}");
+            let got = runner::compile_errors(&workshop.root, &package)?;
+            let expected_path = case.join("expected.txt");
+            if bless {
+                fs::write(&expected_path, got.join("\n") + "\n")
+                    .with_context(|| format!("writing {}", expected_path.display()))?;
+                println!("  {package}: blessed");
+                continue;
+            }
+            let expected = fs::read_to_string(&expected_path).unwrap_or_default();
+            let expected: Vec<&str> = expected.lines().filter(|l| !l.trim().is_empty()).collect();
+            if got.is_empty() {
+                problems.push(format!(
+                    "{package} compiles, but it is a compile-fail listing"
+                ));
+            } else if got != expected {
+                problems.push(format!(
+                    "{package}: the compiler now says\n{}\nbut expected.txt has\n{}\n(run `cargo xtask verify --bless` if the change is intended)",
+                    got.join("\n"),
+                    expected.join("\n")
+                ));
+            } else {
+                println!("  {package}: ok");
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Runs cargo with `args`; a failure becomes one problem carrying cargo's output.
+pub fn cargo_ok(root: &Path, args: &[&str], what: &str) -> Result<Vec<String>> {
+    let t = Instant::now();
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .current_dir(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if output.status.success() {
+        println!("  {what}: ok ({:.1} s)", t.elapsed().as_secs_f64());
+        Ok(vec![])
+    } else {
+        println!("  {what}: FAILED");
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        let tail: Vec<&str> = text
+            .lines()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Ok(vec![format!(
+            "{what} failed (`cargo {}`):\n{}",
+            args.join(" "),
+            tail.join("\n")
+        )])
+    }
+}
