@@ -30,10 +30,10 @@ pub struct Options {
 
 pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
     let started = Instant::now();
-    let mut problems: Vec<String> = Vec::new();
+    let mut tally = Tally::default();
 
     section("structure");
-    problems.extend(structure(workshop)?);
+    tally.unit(structure(workshop)?);
 
     let exercises: Vec<&Exercise> = if options.only.is_empty() {
         workshop.exercises.iter().collect()
@@ -56,10 +56,11 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
                 exercise.meta.slug,
                 t.elapsed().as_secs_f64()
             );
-            problems.extend(
+            tally.unit(
                 found
                     .into_iter()
-                    .map(|p| format!("{} (round {round}): {p}", exercise.meta.id)),
+                    .map(|p| format!("{} (round {round}): {p}", exercise.meta.id))
+                    .collect(),
             );
         }
     }
@@ -67,35 +68,59 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
     if options.only.is_empty() {
         section("lessons");
         for round in 1..=options.repeat {
-            problems.extend(lessons(workshop, round)?);
+            tally.unit(lessons(workshop, round)?);
         }
         section("compile-fail lessons");
-        problems.extend(compile_fail_lessons(workshop, options.bless)?);
+        for found in compile_fail_lessons(workshop, options.bless)? {
+            tally.unit(found);
+        }
         section("runner and harness tests");
-        problems.extend(cargo_ok(
+        tally.unit(cargo_ok(
             &workshop.root,
             &["test", "-q", "-p", "harness", "-p", "xtask"],
             "tests of harness and xtask",
         )?);
         if !options.skip_book {
             section("book");
-            problems.extend(book::build_and_check(workshop)?);
+            tally.unit(book::build_and_check(workshop)?);
         }
     }
 
     println!();
-    if problems.is_empty() {
+    // Counted like a test runner's closing line: one unit is an exercise with its solution in
+    // one round, a lesson run, a compile-fail case, the runner's tests, the book.
+    println!("verify: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.problems.is_empty() {
         println!(
             "verify: everything holds ({:.0} s).",
             started.elapsed().as_secs_f64()
         );
         Ok(())
     } else {
-        println!("verify found {} problem(s):", problems.len());
-        for problem in &problems {
+        println!("verify found {} problem(s):", tally.problems.len());
+        for problem in &tally.problems {
             println!("  - {}", problem.replace('\n', "\n    "));
         }
         bail!("verify failed")
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    problems: Vec<String>,
+}
+
+impl Tally {
+    /// Records one unit of proof and the problems it found.
+    fn unit(&mut self, problems: Vec<String>) {
+        if problems.is_empty() {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            self.problems.extend(problems);
+        }
     }
 }
 
@@ -248,8 +273,10 @@ fn lessons(workshop: &Workshop, round: usize) -> Result<Vec<String>> {
 }
 
 /// Every `lessons/<level>/compile-fail/<case>/` must fail with its `expected.txt`.
-fn compile_fail_lessons(workshop: &Workshop, bless: bool) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
+/// Every `lessons/<level>/compile-fail/<case>/` must fail with its `expected.txt`; one list
+/// of problems per case.
+fn compile_fail_lessons(workshop: &Workshop, bless: bool) -> Result<Vec<Vec<String>>> {
+    let mut results = Vec::new();
     for level in crate::workshop::LEVELS {
         let dir = workshop.path(format!("lessons/{level}/compile-fail"));
         let Ok(entries) = fs::read_dir(&dir) else {
@@ -274,26 +301,32 @@ fn compile_fail_lessons(workshop: &Workshop, bless: bool) -> Result<Vec<String>>
                 fs::write(&expected_path, got.join("\n") + "\n")
                     .with_context(|| format!("writing {}", expected_path.display()))?;
                 println!("  {package}: blessed");
+                results.push(vec![]);
                 continue;
             }
             let expected = fs::read_to_string(&expected_path).unwrap_or_default();
             let expected: Vec<&str> = expected.lines().filter(|l| !l.trim().is_empty()).collect();
-            if got.is_empty() {
-                problems.push(format!(
+            let problem = if got.is_empty() {
+                Some(format!(
                     "{package} compiles, but it is a compile-fail listing"
-                ));
+                ))
             } else if got != expected {
-                problems.push(format!(
+                Some(format!(
                     "{package}: the compiler now says\n{}\nbut expected.txt has\n{}\n(run `cargo xtask verify --bless` if the change is intended)",
                     got.join("\n"),
                     expected.join("\n")
-                ));
+                ))
             } else {
-                println!("  {package}: ok");
-            }
+                None
+            };
+            println!(
+                "  {package}: {}",
+                if problem.is_some() { "FAILED" } else { "ok" }
+            );
+            results.push(problem.into_iter().collect());
         }
     }
-    Ok(problems)
+    Ok(results)
 }
 
 /// Runs cargo with `args`; a failure becomes one problem carrying cargo's output.
