@@ -85,13 +85,14 @@ pub fn list(workshop: &Workshop) -> Result<()> {
         } else {
             ""
         };
-        println!(
+        let row = format!(
             "  {:<4} {:<42} {:<18} {:>3} min  {mark}",
             e.meta.id,
             e.meta.title,
             e.meta.kinds.join(" "),
             e.meta.minutes
         );
+        println!("{}", row.trim_end());
     }
     Ok(())
 }
