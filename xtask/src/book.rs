@@ -204,7 +204,11 @@ fn includes(text: &str) -> Vec<String> {
         let after = &rest[start + 3..];
         let Some(end) = after.find("}}") else { break };
         let directive = after[..end].trim();
-        if directive.starts_with("include ") || directive.starts_with("rustdoc_include ") {
+        // `\{{#include ...}}` is mdBook's escape: shown as text, never resolved.
+        let escaped = rest[..start].ends_with('\\');
+        if !escaped
+            && (directive.starts_with("include ") || directive.starts_with("rustdoc_include "))
+        {
             found.push(directive.to_owned());
         }
         rest = &after[end..];
@@ -377,7 +381,7 @@ mod tests {
 
     #[test]
     fn finds_include_directives() {
-        let text = "a {{#include ../x.rs:main}} b {{#title T}} {{#rustdoc_include y.rs}}";
+        let text = "a {{#include ../x.rs:main}} b {{#title T}} {{#rustdoc_include y.rs}} \\{{#include z.rs}}";
         assert_eq!(
             includes(text),
             vec!["include ../x.rs:main", "rustdoc_include y.rs"]

@@ -144,7 +144,13 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
         exercise.meta.kinds.join(" "),
         exercise.meta.minutes
     );
-    println!("  building and running the checks...");
+    if first_build(&workshop.root) {
+        println!(
+            "  building the workshop's dependencies once (about a minute), then the checks..."
+        );
+    } else {
+        println!("  building and running the checks...");
+    }
     let report = runner::run(&workshop.root, &exercise.meta, &exercise.package())?;
     if verbose {
         println!("{}", report.cargo_output);
@@ -164,6 +170,26 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
         }
     }
     Ok(passed)
+}
+
+/// Whether the dependencies have never been built, so the learner knows why the first check
+/// takes a minute instead of a second.
+fn first_build(root: &Path) -> bool {
+    let lock = fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+    if !lock.contains("name = \"tokio\"") {
+        return false;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let built = fs::read_dir(target.join("debug/.fingerprint"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("tokio-"))
+        })
+        .unwrap_or(false);
+    !built
 }
 
 /// The verdict table and, for the first failure, what it means and what to do.
