@@ -136,7 +136,13 @@ pub fn build_and_check(workshop: &Workshop) -> Result<Vec<String>> {
     generate(workshop)?;
     let mut problems = check_sources(workshop)?;
     match build(workshop) {
-        Ok(site) => problems.extend(check_site(&site)?),
+        Ok(site) => {
+            problems.extend(check_site(&site)?);
+            problems.extend(crate::browser::test_site(
+                &site,
+                &workshop.path("target/book-screenshots"),
+            )?);
+        }
         Err(error) => problems.push(format!("{error:#}")),
     }
     println!("  book: {} problem(s)", problems.len());

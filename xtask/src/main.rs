@@ -4,6 +4,7 @@
 //! `solution`. Maintainers: `verify`, `seal`, `new`, `book`. Instructors: `interview`.
 
 mod book;
+mod browser;
 mod learner;
 mod meta;
 mod progress;
