@@ -74,6 +74,13 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
         for found in compile_fail_lessons(workshop, options.bless)? {
             tally.unit(found);
         }
+        section("style");
+        tally.unit(cargo_ok(
+            &workshop.root,
+            &["fmt", "--all", "--check"],
+            "cargo fmt --check",
+        )?);
+        tally.unit(clippy(workshop)?);
         section("runner and harness tests");
         tally.unit(cargo_ok(
             &workshop.root,
@@ -244,6 +251,27 @@ fn undeclared(report: &Report) -> Vec<String> {
         .iter()
         .map(|name| format!("test `{name}` is not declared in exercise.toml"))
         .collect()
+}
+
+/// Clippy with warnings denied on everything that is meant to be right: the harness, the
+/// runner, the lessons and the solutions. Exercises are left out: they plant the bugs (and
+/// sometimes the lints) that the lessons are about.
+fn clippy(workshop: &Workshop) -> Result<Vec<String>> {
+    let mut packages = vec!["harness".to_owned(), "xtask".to_owned()];
+    packages.extend(lesson_packages(workshop));
+    packages.extend(workshop.exercises.iter().map(Exercise::solution_package));
+    let mut args = vec![
+        "clippy".to_owned(),
+        "-q".to_owned(),
+        "--all-targets".to_owned(),
+    ];
+    for package in packages {
+        args.push("-p".to_owned());
+        args.push(package);
+    }
+    args.extend(["--".to_owned(), "-D".to_owned(), "warnings".to_owned()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cargo_ok(&workshop.root, &args, "cargo clippy -D warnings")
 }
 
 fn lesson_packages(workshop: &Workshop) -> Vec<String> {
