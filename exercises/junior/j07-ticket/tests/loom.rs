@@ -1,0 +1,69 @@
+//! Loom models of the ticket counter: every interleaving of two or three customers taking a
+//! ticket at the same moment, explored exhaustively.
+//!
+//! Run in release, with the crate's `loom` feature (which swaps `src/sync.rs` to loom's types):
+//! `cargo test -p j07-ticket --release --features loom --test loom`.
+
+use harness::watchdog::check;
+use j07_ticket::sync::Arc;
+use j07_ticket::ticket::Dispenser;
+
+const HANG: &str = "the loom model did not finish: does `take` loop forever, or wait on a lock \
+                    that a customer never releases?";
+
+// ANCHOR: model
+/// Two customers press the button at the same moment: they must get different numbers.
+#[test]
+fn two_customers_never_share_a_ticket() {
+    check(HANG).run(|| {
+        // loom runs this closure once per possible interleaving of the two threads.
+        loom::model(|| {
+            let dispenser = Arc::new(Dispenser::new());
+            let kiosk = Arc::clone(&dispenser);
+            let other = loom::thread::spawn(move || kiosk.take());
+
+            let mine = dispenser.take();
+            let theirs = other.join().unwrap();
+            assert_ne!(
+                mine, theirs,
+                "two customers who took a ticket at the same time were both handed number \
+                 {mine}: the counter was changed and read in two separate steps, and the \
+                 other customer's step got in between"
+            );
+        });
+    });
+}
+// ANCHOR_END: model
+
+/// Three customers at once: between them they hold exactly tickets 1, 2 and 3, and the board
+/// then says three tickets were handed out.
+#[test]
+fn three_customers_get_one_two_three() {
+    check(HANG).run(|| {
+        loom::model(|| {
+            let dispenser = Arc::new(Dispenser::new());
+            let others: Vec<_> = (0..2)
+                .map(|_| {
+                    let kiosk = Arc::clone(&dispenser);
+                    loom::thread::spawn(move || kiosk.take())
+                })
+                .collect();
+
+            let mut tickets = vec![dispenser.take()];
+            tickets.extend(others.into_iter().map(|t| t.join().unwrap()));
+            tickets.sort_unstable();
+            assert_eq!(
+                tickets,
+                [1, 2, 3],
+                "three customers took one ticket each at the same time: every number from 1 \
+                 to 3 must be handed out exactly once (a duplicate means the counter was \
+                 changed and read in separate steps; a 0 means the number is one too low)"
+            );
+            assert_eq!(
+                dispenser.issued(),
+                3,
+                "three tickets were handed out, but the board shows a different count"
+            );
+        });
+    });
+}
