@@ -199,6 +199,20 @@ fn check_sources(workshop: &Workshop) -> Result<Vec<String>> {
     for page in expected.difference(&pages) {
         problems.push(format!("{}: the exercise has no book page", page.display()));
     }
+    // The sidebar restates each exercise's title; keep it equal to the metadata.
+    let summary = fs::read_to_string(src.join("SUMMARY.md")).unwrap_or_default();
+    for e in &workshop.exercises {
+        let entry = format!(
+            "[{} · {}]({}/exercises/{}.md)",
+            e.meta.id,
+            e.meta.title,
+            e.meta.level,
+            e.dir_name()
+        );
+        if !summary.contains(&entry) {
+            problems.push(format!("book/src/SUMMARY.md: no entry `{entry}`"));
+        }
+    }
     Ok(problems)
 }
 
