@@ -1,0 +1,299 @@
+//! Claims of the chapter "HTTP/2 in one page", over in-memory connections on a paused clock.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::leak::Gauge;
+use harness::watchdog::check;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::DuplexStream;
+use tokio::sync::{Notify, Semaphore};
+
+#[allow(dead_code)] // the example's `main` is not used here
+#[path = "../examples/h2_streams.rs"]
+mod h2_streams;
+
+/// Long enough, in virtual time, for everything that can happen to have happened.
+const QUIET: Duration = Duration::from_secs(60);
+
+/// An HTTP/2 client connection (prior knowledge, no TLS) over `io`.
+async fn h2_client(io: DuplexStream) -> SendRequest<Empty<Bytes>> {
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .expect("HTTP/2 client handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// Puts a relay task between the client and `server_end`: aborting the relay cuts the
+/// connection the way a network failure or a killed client process does. (Dropping hyper's
+/// client handles is not enough: the HTTP/2 client keeps its connection alive in tasks of
+/// its own while requests are in flight.)
+fn cuttable(server_end: DuplexStream) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+    let (client_end, mut relay_end) = tokio::io::duplex(harness::duplex::PIPE_BYTES);
+    let relay = tokio::spawn(async move {
+        let mut server_end = server_end;
+        let _ = tokio::io::copy_bidirectional(&mut relay_end, &mut server_end).await;
+    });
+    (client_end, relay)
+}
+
+/// Sends `GET path` on its own stream and reads the whole body.
+async fn get(sender: &SendRequest<Empty<Bytes>>, path: &str) -> hyper::Result<String> {
+    let mut sender = sender.clone();
+    sender.ready().await?;
+    let request = Request::get(format!("http://workshop.test{path}"))
+        .body(Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// A server whose handlers each hold a guard of `parked` and wait for a permit of `release`.
+/// `/warmup` answers at once and takes no guard.
+fn parked_server(
+    builder: auto::Builder<TokioExecutor>,
+    parked: Gauge,
+    release: Arc<Semaphore>,
+) -> impl FnOnce(DuplexStream) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    move |io| {
+        let service = service_fn(move |request: Request<Incoming>| {
+            let parked = parked.clone();
+            let release = Arc::clone(&release);
+            async move {
+                if request.uri().path() != "/warmup" {
+                    let _guard = parked.guard();
+                    release.acquire().await.unwrap().forget();
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("done"))))
+            }
+        });
+        Box::pin(async move {
+            let _ = builder.serve_connection(TokioIo::new(io), service).await;
+        })
+    }
+}
+
+#[test]
+fn streams_of_one_connection_are_handled_at_the_same_time() {
+    check("the second stream was never served while the first waited for it").paused(|| async {
+        let a_started = Gauge::new();
+        let b_done = Arc::new(Notify::new());
+        let (service_a_started, service_b_done) = (a_started.clone(), Arc::clone(&b_done));
+        let (client, _server) = harness::duplex::raw(move |io| {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let a_started = service_a_started.clone();
+                let b_done = Arc::clone(&service_b_done);
+                async move {
+                    if request.uri().path() == "/a" {
+                        let _guard = a_started.guard();
+                        // /a cannot finish before /b has been handled.
+                        b_done.notified().await;
+                    } else {
+                        b_done.notify_one();
+                    }
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+                }
+            });
+            async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(io), service)
+                    .await;
+            }
+        });
+        let sender = h2_client(client).await;
+
+        let a = tokio::spawn({
+            let sender = sender.clone();
+            async move { get(&sender, "/a").await }
+        });
+        assert!(a_started.reaches_started(1, QUIET).await);
+
+        // Same connection, while /a is still waiting.
+        assert_eq!(get(&sender, "/b").await.unwrap(), "ok");
+        assert_eq!(a.await.unwrap().unwrap(), "ok");
+    });
+}
+
+#[test]
+fn each_stream_handler_runs_in_a_task_of_its_own() {
+    check("the HTTP/2 requests were never answered").paused(|| async {
+        let (client, _server) = harness::duplex::raw(h2_streams::serve_connection);
+        let sender = h2_client(client).await;
+
+        let (slow, fast) = tokio::join!(get(&sender, "/slow"), get(&sender, "/fast"));
+        assert_eq!(slow.unwrap(), "/slow: HTTP/2.0, own task: true\n");
+        assert_eq!(fast.unwrap(), "/fast: HTTP/2.0, own task: true\n");
+    });
+}
+
+#[test]
+fn a_panic_in_one_stream_resets_that_stream_only() {
+    check("a sibling stream was never answered after the panic").paused(|| async {
+        let (client, server) = harness::duplex::raw(h2_streams::serve_connection);
+        let sender = h2_client(client).await;
+
+        let (slow, panicked) = tokio::join!(get(&sender, "/slow"), get(&sender, "/panic"));
+        let err = panicked.expect_err("a panicking handler produced a response");
+        // The client sees that stream reset; hyper reports it as an HTTP/2 error.
+        let err = format!("{err:?}");
+        assert!(err.contains("Reset") && err.contains("CANCEL"), "{err}");
+        // The stream that was in flight next to it completes normally...
+        assert_eq!(slow.unwrap(), "/slow: HTTP/2.0, own task: true\n");
+        // ...and the connection still takes new streams.
+        assert_eq!(
+            get(&sender, "/fast").await.unwrap(),
+            "/fast: HTTP/2.0, own task: true\n"
+        );
+        assert!(!server.is_finished());
+    });
+}
+
+#[test]
+fn hyper_allows_200_concurrent_streams_per_connection_by_default() {
+    check("the parked streams were never released").paused(|| async {
+        let parked = Gauge::new();
+        let release = Arc::new(Semaphore::new(0));
+        let (client, _server) = harness::duplex::raw(parked_server(
+            auto::Builder::new(TokioExecutor::new()),
+            parked.clone(),
+            Arc::clone(&release),
+        ));
+        let sender = h2_client(client).await;
+        // One full round trip first, so the client has the server's SETTINGS.
+        get(&sender, "/warmup").await.unwrap();
+
+        let requests: Vec<_> = (0..201)
+            .map(|_| {
+                let sender = sender.clone();
+                tokio::spawn(async move { get(&sender, "/parked").await })
+            })
+            .collect();
+
+        assert!(parked.reaches_started(200, QUIET).await);
+        assert!(
+            !parked.reaches_started(201, QUIET).await,
+            "a 201st stream was opened while 200 were in flight"
+        );
+        // One stream finishes: the queued one gets its slot.
+        release.add_permits(1);
+        assert!(parked.reaches_started(201, QUIET).await);
+
+        release.add_permits(200);
+        for request in requests {
+            assert_eq!(request.await.unwrap().unwrap(), "done");
+        }
+    });
+}
+
+#[test]
+fn max_concurrent_streams_lowers_the_limit() {
+    check("the parked streams were never released").paused(|| async {
+        let parked = Gauge::new();
+        let release = Arc::new(Semaphore::new(0));
+        let (client, _server) = harness::duplex::raw(parked_server(
+            h2_streams::builder(),
+            parked.clone(),
+            Arc::clone(&release),
+        ));
+        let sender = h2_client(client).await;
+        get(&sender, "/warmup").await.unwrap();
+
+        let limit = h2_streams::MAX_STREAMS as usize;
+        let requests: Vec<_> = (0..limit + 1)
+            .map(|_| {
+                let sender = sender.clone();
+                tokio::spawn(async move { get(&sender, "/parked").await })
+            })
+            .collect();
+
+        assert!(parked.reaches_started(limit, QUIET).await);
+        assert!(!parked.reaches_started(limit + 1, QUIET).await);
+
+        release.add_permits(limit + 1);
+        for request in requests {
+            assert_eq!(request.await.unwrap().unwrap(), "done");
+        }
+    });
+}
+
+#[test]
+fn a_client_reset_drops_only_that_streams_handler() {
+    check("the surviving stream was never answered").paused(|| async {
+        let parked = Gauge::new();
+        let release = Arc::new(Semaphore::new(0));
+        let (client, server) = harness::duplex::raw(parked_server(
+            auto::Builder::new(TokioExecutor::new()),
+            parked.clone(),
+            Arc::clone(&release),
+        ));
+        let sender = h2_client(client).await;
+
+        let cancelled = tokio::spawn({
+            let sender = sender.clone();
+            async move { get(&sender, "/cancelled").await }
+        });
+        let survivor = tokio::spawn({
+            let sender = sender.clone();
+            async move { get(&sender, "/survivor").await }
+        });
+        assert!(parked.reaches_started(2, QUIET).await);
+
+        // The client gives up on one request: dropping its response future makes hyper's
+        // client send RST_STREAM(CANCEL) for that stream.
+        cancelled.abort();
+        assert!(
+            parked.settles_to(1, QUIET).await,
+            "the reset stream's handler is still alive"
+        );
+
+        // The other stream, and the connection, are untouched.
+        release.add_permits(1);
+        assert_eq!(survivor.await.unwrap().unwrap(), "done");
+        assert!(!server.is_finished());
+    });
+}
+
+#[test]
+fn closing_the_connection_drops_every_stream_handler() {
+    check("the handlers outlived their connection").paused(|| async {
+        let parked = Gauge::new();
+        let release = Arc::new(Semaphore::new(0));
+        let (client, server) = harness::duplex::raw(parked_server(
+            auto::Builder::new(TokioExecutor::new()),
+            parked.clone(),
+            Arc::clone(&release),
+        ));
+        let (client, relay) = cuttable(client);
+        let sender = h2_client(client).await;
+
+        let in_flight: Vec<_> = (0..3)
+            .map(|_| {
+                let sender = sender.clone();
+                tokio::spawn(async move { get(&sender, "/parked").await })
+            })
+            .collect();
+        assert!(parked.reaches_started(3, QUIET).await);
+
+        // The connection is cut: no reset frames, just a closed connection.
+        relay.abort();
+        assert!(
+            parked.settles_to(0, QUIET).await,
+            "stream handlers outlived the connection"
+        );
+        for request in in_flight {
+            assert!(request.await.unwrap().is_err());
+        }
+        server.task.await.unwrap();
+    });
+}
