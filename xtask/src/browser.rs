@@ -75,7 +75,9 @@ pub fn test_site(site: &Path, screenshots: &Path) -> Result<Vec<String>> {
     let Some(chromium) = chromium() else {
         // On CI a skipped browser test would be a green light that proves nothing.
         if std::env::var_os("CI").is_some() {
-            return Ok(vec!["browser test: no chromium on CI (.ci/run installs it)".to_owned()]);
+            return Ok(vec![
+                "browser test: no chromium on CI (.ci/run installs it)".to_owned(),
+            ]);
         }
         println!("  browser test: skipped (no chromium; `apt-get install chromium` to run it)");
         return Ok(vec![]);

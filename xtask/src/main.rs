@@ -5,6 +5,7 @@
 
 mod book;
 mod browser;
+mod interview;
 mod learner;
 mod meta;
 mod progress;
@@ -85,6 +86,21 @@ enum Verb {
         #[arg(long)]
         open: bool,
     },
+    /// Drill the interview bank one question at a time, or print it as a handout.
+    Interview {
+        /// junior, middle, senior or staff (default: every level).
+        #[arg(long)]
+        level: Option<String>,
+        /// How many questions (default: every question of the level).
+        #[arg(long)]
+        count: Option<usize>,
+        /// Seed of the shuffle, to get the same questions in the same order again.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the questions with their answers and exit (also when stdin is not a terminal).
+        #[arg(long)]
+        handout: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -164,5 +180,20 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
+        Some(Verb::Interview {
+            level,
+            count,
+            seed,
+            handout,
+        }) => interview::run(
+            &workshop,
+            &interview::Options {
+                level,
+                count,
+                seed,
+                handout,
+            },
+        )
+        .map(|()| true),
     }
 }

@@ -1,0 +1,313 @@
+//! The interview bank and `cargo xtask interview`, against the real book.
+//!
+//! The bank is parsed with the runner's own parser (`src/interview/bank.rs`, included below),
+//! so a question that these tests accept is a question the drill can show.
+
+#[allow(dead_code)]
+#[path = "../src/interview/bank.rs"]
+mod bank;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+use bank::{LEVELS, Question};
+
+/// The workshop checkout this crate lives in.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workshop")
+        .to_path_buf()
+}
+
+fn load() -> Vec<Question> {
+    bank::load(&root()).unwrap_or_else(|e| panic!("the interview bank does not parse: {e:#}"))
+}
+
+/// The runner, pointed at this checkout. A generous timeout turns a hang (a drill waiting for
+/// input it will never get) into a failure.
+fn xtask(args: &[&str]) -> Command {
+    let mut command = Command::cargo_bin("xtask").unwrap();
+    command
+        .args(args)
+        .env("WORKSHOP_ROOT", root())
+        .timeout(Duration::from_secs(60));
+    command
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 output")
+}
+
+#[test]
+fn the_bank_parses_and_every_question_has_every_part() {
+    let questions = load();
+    assert!(
+        questions.len() >= 42,
+        "the bank must hold at least 42 questions, it holds {}",
+        questions.len()
+    );
+    for q in &questions {
+        let at = format!("{}:{} ({})", q.file.display(), q.line, q.id);
+        assert!(!q.title.trim().is_empty(), "{at}: empty title");
+        assert!(
+            LEVELS.contains(&q.level.as_str()),
+            "{at}: level {}",
+            q.level
+        );
+        assert!(
+            !q.teaches.is_empty(),
+            "{at}: links to nothing that teaches it"
+        );
+        assert!(!q.question.trim().is_empty(), "{at}: empty question");
+        assert!(
+            !q.model_answer.trim().is_empty(),
+            "{at}: empty model answer"
+        );
+        assert!(!q.wrong_answers.is_empty(), "{at}: no wrong answers");
+        for wrong in &q.wrong_answers {
+            assert!(
+                !wrong.answer.trim().is_empty() && !wrong.why.trim().is_empty(),
+                "{at}: a wrong answer without its reason"
+            );
+        }
+        assert!(!q.follow_ups.is_empty(), "{at}: no follow-ups");
+    }
+}
+
+#[test]
+fn ids_are_unique_and_every_seed_and_rust_question_is_present() {
+    let questions = load();
+    let mut ids = BTreeSet::new();
+    for q in &questions {
+        assert!(ids.insert(q.id.clone()), "{} appears twice", q.id);
+    }
+    let expected: Vec<String> = (1..=33)
+        .map(|n| format!("Q{n}"))
+        .chain((1..=9).map(|n| format!("R{n}")))
+        .collect();
+    let missing: Vec<&String> = expected.iter().filter(|id| !ids.contains(*id)).collect();
+    assert!(missing.is_empty(), "missing from the bank: {missing:?}");
+}
+
+#[test]
+fn seed_questions_sit_at_the_level_the_curriculum_gives_them() {
+    let level_of = |n: u32| match n {
+        1..=7 => "junior",
+        8..=15 => "middle",
+        16..=23 => "senior",
+        _ => "staff",
+    };
+    for q in load() {
+        if let Some(n) = q.id.strip_prefix('Q') {
+            let n: u32 = n.parse().unwrap();
+            assert_eq!(q.level, level_of(n), "{} is on the wrong page", q.id);
+        }
+    }
+}
+
+/// Every relative link of the markdown files in `dir` (relative to the root) leads to a file
+/// under `book/src`, and an `#anchor` to a heading of that file.
+fn broken_links(dir: &str) -> Vec<String> {
+    let root = root();
+    let mut pages: Vec<PathBuf> = fs::read_dir(root.join(dir))
+        .unwrap_or_else(|e| panic!("listing {dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .map(|path| path.strip_prefix(&root).unwrap().to_path_buf())
+        .collect();
+    pages.sort();
+    assert!(!pages.is_empty(), "no pages in {dir}");
+    let mut broken = Vec::new();
+    for page in pages {
+        let text = fs::read_to_string(root.join(&page)).unwrap();
+        for link in bank::links(&text) {
+            if bank::is_external(&link.target) {
+                continue;
+            }
+            let (file, anchor) = bank::resolve(&page, &link.target);
+            let at = format!("{}: [{}]({})", page.display(), link.text, link.target);
+            if !file.starts_with("book/src") || !root.join(&file).is_file() {
+                broken.push(format!("{at}: no file {}", file.display()));
+                continue;
+            }
+            if let Some(anchor) = anchor {
+                let target = fs::read_to_string(root.join(&file)).unwrap();
+                if !bank::heading_ids(&target).contains(&anchor) {
+                    broken.push(format!("{at}: no heading #{anchor} in {}", file.display()));
+                }
+            }
+        }
+    }
+    broken
+}
+
+#[test]
+fn every_link_in_the_bank_leads_to_an_existing_page_and_heading() {
+    let broken = broken_links(bank::BANK_DIR);
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn every_link_in_the_instructor_guide_leads_to_an_existing_page_and_heading() {
+    let broken = broken_links("book/src/instructor");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// The session plans quote exercise durations as `J08 ... (20 min)`: they must agree with the
+/// exercises' `exercise.toml`, which is where durations are decided.
+#[test]
+fn exercise_minutes_in_the_instructor_guide_match_exercise_toml() {
+    let root = root();
+    let mut minutes = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(root.join("exercises/junior")).unwrap() {
+        let path = entry.unwrap().path().join("exercise.toml");
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let value: toml::Table = toml::from_str(&text).unwrap();
+        let id = value["id"].as_str().unwrap().to_owned();
+        minutes.insert(id, value["minutes"].as_integer().unwrap());
+    }
+    let mut wrong = Vec::new();
+    for page in ["sessions.md", "schedules.md"] {
+        let text = fs::read_to_string(root.join("book/src/instructor").join(page)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for (id, quoted) in quoted_minutes(line) {
+                match minutes.get(&id) {
+                    Some(&real) if real != quoted => wrong.push(format!(
+                        "{page}:{}: {id} is quoted at {quoted} min, its exercise.toml says {real}",
+                        n + 1
+                    )),
+                    // An exercise without its exercise.toml yet is checked once it has one.
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// `(id, minutes)` for every `(NN min)` on a line, paired with the last exercise id (`J05`)
+/// written before it on that line.
+fn quoted_minutes(line: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let mut last_id: Option<String> = None;
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'J'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_digit()
+            && bytes[i + 2].is_ascii_digit()
+        {
+            last_id = Some(line[i..i + 3].to_owned());
+            i += 3;
+            continue;
+        }
+        if bytes[i] == b'(' {
+            let rest = &line[i + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if !digits.is_empty()
+                && rest[digits.len()..].starts_with(" min)")
+                && let Some(id) = &last_id
+            {
+                out.push((id.clone(), digits.parse().unwrap()));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn the_senior_handout_is_reproducible_and_snapshotted() {
+    let args = [
+        "interview",
+        "--level",
+        "senior",
+        "--count",
+        "5",
+        "--seed",
+        "7",
+        "--handout",
+    ];
+    let first = xtask(&args).output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    let second = xtask(&args).output().unwrap();
+    assert_eq!(
+        stdout(&first),
+        stdout(&second),
+        "the same seed must give the same handout"
+    );
+    insta::assert_snapshot!("senior_handout_seed_7", stdout(&first));
+}
+
+#[test]
+fn without_a_terminal_the_drill_prints_the_handout_and_exits() {
+    // stdin is a pipe (never a terminal): the drill must not wait for an answer.
+    let output = xtask(&["interview", "--level", "junior", "--count", "2"])
+        .write_stdin("y\ny\n")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("Interview handout · junior · 2 of "),
+        "{text}"
+    );
+    assert_eq!(text.matches("MODEL ANSWER").count(), 2, "{text}");
+    assert!(text.contains("WRONG ANSWERS") && text.contains("FOLLOW-UPS"));
+    assert!(
+        !text.contains("Known?"),
+        "no prompt without a terminal:\n{text}"
+    );
+}
+
+#[test]
+fn without_a_seed_the_handout_says_how_to_get_it_again() {
+    let output = xtask(&["interview", "--level", "staff", "--count", "1", "--handout"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    let again = text
+        .lines()
+        .nth(1)
+        .and_then(|line| line.strip_prefix("Again: "))
+        .expect("a line with the command to run again");
+    let args: Vec<&str> = again.split_whitespace().skip(2).collect();
+    let replay = xtask(&args).output().unwrap();
+    assert_eq!(
+        stdout(&replay),
+        text,
+        "`{again}` must reproduce the handout"
+    );
+}
+
+#[test]
+fn an_unknown_level_is_refused_with_exit_code_2() {
+    let output = xtask(&["interview", "--level", "principal", "--handout"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("unknown level `principal`")
+            && error.contains("junior, middle, senior, staff"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_count_of_zero_is_refused_with_exit_code_2() {
+    let output = xtask(&["interview", "--count", "0", "--handout"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--count must be at least 1"));
+}
