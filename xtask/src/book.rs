@@ -185,7 +185,10 @@ fn check_sources(workshop: &Workshop) -> Result<Vec<String>> {
     let pages: BTreeSet<PathBuf> = files
         .iter()
         .filter(|f| {
-            f.parent().is_some_and(|p| p.ends_with("exercises")) && f.parent() != Some(&src)
+            // Exercise pages are `book/src/<level>/exercises/*.md`; generated cards are not.
+            let level = f.parent().and_then(Path::parent).and_then(Path::file_name);
+            f.parent().is_some_and(|p| p.ends_with("exercises"))
+                && level.is_some_and(|l| crate::workshop::LEVELS.iter().any(|x| l == *x))
         })
         .filter_map(|f| f.strip_prefix(&workshop.root).ok().map(Path::to_path_buf))
         .collect();

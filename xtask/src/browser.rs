@@ -117,7 +117,9 @@ pub fn test_site(site: &Path, screenshots: &Path) -> Result<Vec<String>> {
         }
     }
     let search = dump_dom(&chromium, &format!("{base}/index.html?search=JoinSet"))?;
-    let results = search.split("id=\"searchresults\"").nth(1).unwrap_or("");
+    fs::write(screenshots.join("search_JoinSet.html"), &search)?;
+    // mdBook 0.5 names the list `mdbook-searchresults` (0.4: `searchresults`).
+    let results = search.split("searchresults\">").nth(1).unwrap_or("");
     let results = results.split("</ul>").next().unwrap_or("");
     if !results.contains("<li") {
         problems.push("index.html?search=JoinSet: the search returned no results".to_owned());
@@ -197,8 +199,15 @@ fn serve(root: PathBuf) -> Result<String> {
 }
 
 fn answer(root: &Path, mut stream: TcpStream) -> std::io::Result<()> {
+    let mut reader = BufReader::new(&stream);
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
+    reader.read_line(&mut line)?;
+    // Read the rest of the head: closing a socket with unread input makes the kernel send a
+    // reset, which can cut a large response (the search index) short.
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 2 {
+        header.clear();
+    }
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split(['?', '#']).next().unwrap_or("/");
     let mut file = root.join(path.trim_start_matches('/'));

@@ -85,6 +85,9 @@ enum Verb {
         /// Open it in a browser (implies --serve).
         #[arg(long)]
         open: bool,
+        /// Also run verify's quality gates: includes, links, anchors, pages, browser test.
+        #[arg(long)]
+        check: bool,
     },
     /// Drill the interview bank one question at a time, or print it as a handout.
     Interview {
@@ -171,9 +174,15 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             },
         )
         .map(|()| true),
-        Some(Verb::Book { serve, open }) => {
+        Some(Verb::Book { serve, open, check }) => {
             if serve || open {
                 book::serve(&workshop, open)?;
+            } else if check {
+                let problems = book::build_and_check(&workshop)?;
+                for problem in &problems {
+                    println!("  - {problem}");
+                }
+                return Ok(problems.is_empty());
             } else {
                 let site = book::build(&workshop)?;
                 println!("The book is in {}/index.html", site.display());

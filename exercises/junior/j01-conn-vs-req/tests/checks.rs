@@ -7,7 +7,8 @@ use harness::transcript::Transcript;
 use harness::watchdog::check;
 use j01_conn_vs_req::{Stats, serve};
 
-const HANG: &str = "the server stopped answering; does the accept loop still spawn one task per connection?";
+const HANG: &str =
+    "the server stopped answering; does the accept loop still spawn one task per connection?";
 
 async fn start() -> TestServer {
     TestServer::start(|listener| async move {

@@ -10,7 +10,9 @@ pub async fn handle() -> Result<Response<Full<Bytes>>, Infallible> {
     let mut response = Response::new(Full::new(Bytes::from("report queued\n")));
     tokio::spawn(async move {
         // "Finish" the response in the background once the report is ready.
-        response.headers_mut().insert("x-report-id", "42".parse().unwrap());
+        response
+            .headers_mut()
+            .insert("x-report-id", "42".parse().unwrap());
     });
     Ok(response)
 }
