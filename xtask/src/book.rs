@@ -411,6 +411,92 @@ mod tests {
         );
     }
 
+    /// A scratch directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("xtask-book-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn write(&self, rel: &str, text: &str) -> PathBuf {
+            let path = self.0.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_broken_include_is_reported() {
+        let dir = Scratch::new("include");
+        dir.write(
+            "code.rs",
+            "// ANCHOR: main\nfn main() {}\n// ANCHOR_END: main\n",
+        );
+        let page = dir.write("book/page.md", "");
+        assert!(resolve_include(&page, "include ../code.rs:main").is_ok());
+        assert!(resolve_include(&page, "include ../code.rs").is_ok());
+        let missing_anchor = resolve_include(&page, "include ../code.rs:setup").unwrap_err();
+        assert!(
+            missing_anchor.contains("no anchor `setup`"),
+            "{missing_anchor}"
+        );
+        let missing_file = resolve_include(&page, "include ../nowhere.rs:main").unwrap_err();
+        assert!(missing_file.contains("no file"), "{missing_file}");
+    }
+
+    #[test]
+    fn broken_links_missing_anchors_and_empty_pages_are_reported() {
+        let dir = Scratch::new("site");
+        let body = "a page with enough words in it to count as a real page of the book";
+        dir.write(
+            "a.html",
+            &format!(r#"<main><p>{body}</p><a href="b.html#there">ok</a><a href="b.html#gone">anchor</a><a href="missing.html">file</a><a href="https://example.org/">external</a></main>"#),
+        );
+        dir.write(
+            "b.html",
+            &format!(r#"<main><h2 id="there">{body}</h2></main>"#),
+        );
+        dir.write("c.html", "<main><p>short</p></main>");
+        let problems = check_site(&dir.0).unwrap();
+        assert_eq!(
+            problems,
+            [
+                "book page a.html: link `b.html#gone` points at a missing anchor",
+                "book page a.html: broken link `missing.html`",
+                "book page c.html renders (nearly) empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn exercise_pages_must_match_the_metadata() {
+        let dir = Scratch::new("pages");
+        dir.write("Cargo.toml", "[workspace]\n");
+        fs::create_dir_all(dir.0.join("exercises/junior")).unwrap();
+        dir.write("book/src/SUMMARY.md", "# Summary\n");
+        dir.write("book/src/junior/exercises/j42-ghost.md", "# J42\n");
+        let workshop = Workshop::load(dir.0.clone()).unwrap();
+        let problems = check_sources(&workshop).unwrap();
+        assert_eq!(
+            problems,
+            [
+                "book/src/junior/exercises/j42-ghost.md: an exercise page with no exercise in the metadata"
+            ]
+        );
+    }
+
     #[test]
     fn reads_attribute_values() {
         let html = r#"<a href="a.html#x">A</a><h2 id="x">X</h2>"#;
