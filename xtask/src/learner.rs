@@ -270,7 +270,15 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
                 }
             };
             let _ = writeln!(out, "First failure: {name}");
-            let _ = writeln!(out, "  What it means: {means}");
+            // A hang has no verdict to explain; the watchdog's message says what it usually means.
+            if message.starts_with("this check did not finish") {
+                let _ = writeln!(
+                    out,
+                    "  What it means: the check hung and never reached a verdict; the message below says what a hang usually means here."
+                );
+            } else {
+                let _ = writeln!(out, "  What it means: {means}");
+            }
             if !message.is_empty() {
                 let _ = writeln!(out, "  The check said:");
                 let _ = writeln!(out, "{}", indent(&cut(message), "    "));

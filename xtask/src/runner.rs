@@ -106,8 +106,15 @@ pub fn run(root: &Path, meta: &Meta, package: &str) -> Result<Report> {
             let verdict = match outcome.results.get(*name) {
                 Some(verdict) => verdict.clone(),
                 None if outcome.stopped_after.is_some() => Verdict::Fail(format!(
-                    "this check did not finish: the test process was stopped after {} s",
-                    outcome.stopped_after.unwrap_or_default().as_secs()
+                    "this check did not finish: the test process was stopped after {} s. \
+                     A hang outside the check's own watchdog usually means a thread that never \
+                     yields (a blocking loop, a lock that is never released). What a failure of \
+                     this check means: {}",
+                    outcome.stopped_after.unwrap_or_default().as_secs(),
+                    meta.checks
+                        .iter()
+                        .find(|c| c.name == *name)
+                        .map_or("", |c| c.means.as_str())
                 )),
                 None => Verdict::NotRun(format!("no test named `{name}` in the `{target}` target")),
             };
