@@ -1,6 +1,8 @@
 //! Tests for the claims of `book/src/junior/anti-patterns.md`: each Go anti-pattern's Rust
 //! shape, what it does, and what its fix does. The listings are compiled in as modules.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,14 +13,16 @@ use harness::leak::{Gauge, Guard};
 use harness::server::{H1Connection, TestServer, request};
 use harness::watchdog::check;
 use http_body_util::{BodyExt, Full};
-use hyper::StatusCode;
+use hyper::body::Incoming;
 use hyper::header::RETRY_AFTER;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::{Request, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
+
+mod support;
+use support::serve_auto;
 
 #[allow(dead_code)]
 #[path = "../examples/anti_late_send.rs"]
@@ -69,11 +73,9 @@ fn progress_connection(
         let service = service_fn(move |_request| {
             let (response, producer) = anti_late_send::progress(steps, Duration::from_secs(1));
             let _ = handles.send(producer);
-            async move { Ok::<_, std::convert::Infallible>(response) }
+            async move { Ok::<_, Infallible>(response) }
         });
-        let _ = auto::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(io), service)
-            .await;
+        serve_auto(io, service).await;
     });
     (client, received)
 }
@@ -115,24 +117,39 @@ fn producer_that_finishes_ends_the_body() {
 
 // ------------------------------------------------ 2. storing the request in a queue
 
+/// The size of the upload both checks send: more than the in-memory pipe's buffer
+/// (`harness::duplex::PIPE_BYTES`).
+const UPLOAD_BYTES: usize = 200_000;
+
+/// Serves `handler` on a new in-memory connection, and returns an HTTP/1 client connection to it.
+async fn in_memory_connection<H, Fut>(handler: H) -> H1Connection
+where
+    H: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let (connection, _server) =
+        duplex::http1(move |io: DuplexStream| serve_auto(io, service_fn(handler))).await;
+    connection
+}
+
+/// Sends `POST /thumbnails` with an upload of [`UPLOAD_BYTES`] bytes.
+async fn post_upload(connection: &mut H1Connection) -> harness::TestResponse {
+    let upload = vec![b'x'; UPLOAD_BYTES];
+    connection
+        .send(request("POST", "/thumbnails", upload))
+        .await
+        .unwrap()
+}
+
 #[test]
 fn queued_request_with_a_body_still_arriving_stalls_the_connection() {
     check("this test bounds its wait with a timeout; it should not hang").paused(|| async {
         let (queue, mut stored) = mpsc::unbounded_channel();
-        let (mut connection, _server) = duplex::http1(move |io: DuplexStream| async move {
-            let service = service_fn(move |request| {
-                anti_stored_request::enqueue_request(request, queue.clone())
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await;
+        let mut connection = in_memory_connection(move |request| {
+            anti_stored_request::enqueue_request(request, queue.clone())
         })
         .await;
-        let upload = vec![b'x'; 200_000];
-        let first = connection
-            .send(request("POST", "/thumbnails", upload))
-            .await
-            .unwrap();
+        let first = post_upload(&mut connection).await;
         assert_eq!(first.status, StatusCode::ACCEPTED);
         let _held_by_the_worker = stored.recv().await.unwrap();
         let second = tokio::time::timeout(Duration::from_secs(60), connection.get("/next")).await;
@@ -147,25 +164,17 @@ fn queued_request_with_a_body_still_arriving_stalls_the_connection() {
 fn queued_job_with_owned_data_keeps_the_connection_moving() {
     check("the next request on the connection was never answered").paused(|| async {
         let (queue, mut jobs) = mpsc::unbounded_channel();
-        let (mut connection, _server) = duplex::http1(move |io: DuplexStream| async move {
-            let service =
-                service_fn(move |request| anti_stored_request::enqueue_job(request, queue.clone()));
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await;
+        let mut connection = in_memory_connection(move |request| {
+            anti_stored_request::enqueue_job(request, queue.clone())
         })
         .await;
-        let upload = vec![b'x'; 200_000];
-        let first = connection
-            .send(request("POST", "/thumbnails", upload))
-            .await
-            .unwrap();
+        let first = post_upload(&mut connection).await;
         assert_eq!(first.status, StatusCode::ACCEPTED);
         let second = connection.get("/next").await.unwrap();
         assert_eq!(second.status, StatusCode::ACCEPTED);
         let job = jobs.recv().await.unwrap();
         assert_eq!(job.uri.path(), "/thumbnails");
-        assert_eq!(job.body.len(), 200_000);
+        assert_eq!(job.body.len(), UPLOAD_BYTES);
     });
 }
 
@@ -371,11 +380,9 @@ async fn numbering_upstream() -> TestServer {
             tokio::spawn(async move {
                 let service = service_fn(move |_request| async move {
                     let body = Bytes::from(format!("connection {number}"));
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(body)))
+                    Ok::<_, Infallible>(Response::new(Full::new(body)))
                 });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                serve_auto(stream, service).await;
             });
         }
     })
@@ -439,15 +446,21 @@ async fn lookup(running: Guard, took: Duration, fails: bool) -> Result<u32, Stri
     }
 }
 
+/// Two lookups counted by `gauge`: orders fails after 10 ms, the other would answer after 10 s.
+fn failing_fast_and_slow(
+    gauge: &Gauge,
+) -> Vec<impl Future<Output = Result<u32, String>> + Send + 'static> {
+    vec![
+        lookup(gauge.guard(), Duration::from_millis(10), true),
+        lookup(gauge.guard(), Duration::from_secs(10), false),
+    ]
+}
+
 #[test]
 fn detached_fan_out_leaves_the_other_lookups_running() {
     check("the detached lookup never finished").paused(|| async {
         let gauge = Gauge::new();
-        let lookups = vec![
-            lookup(gauge.guard(), Duration::from_millis(10), true),
-            lookup(gauge.guard(), Duration::from_secs(10), false),
-        ];
-        let result = anti_fan_out::first_error_detached(lookups).await;
+        let result = anti_fan_out::first_error_detached(failing_fast_and_slow(&gauge)).await;
         assert_eq!(result, Err("orders: 500".into()));
         assert_eq!(
             gauge.live(),
@@ -461,11 +474,7 @@ fn detached_fan_out_leaves_the_other_lookups_running() {
 fn join_set_fan_out_aborts_the_other_lookups() {
     check("the slow lookup was never aborted").paused(|| async {
         let gauge = Gauge::new();
-        let lookups = vec![
-            lookup(gauge.guard(), Duration::from_millis(10), true),
-            lookup(gauge.guard(), Duration::from_secs(10), false),
-        ];
-        let result = anti_fan_out::first_error(lookups).await;
+        let result = anti_fan_out::first_error(failing_fast_and_slow(&gauge)).await;
         assert_eq!(result, Err("orders: 500".into()));
         assert!(
             gauge.settles_to(0, Duration::from_secs(1)).await,

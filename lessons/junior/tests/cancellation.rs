@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use harness::duplex::ServerSide;
 use harness::leak::Gauge;
 use harness::server::TestServer;
 use harness::watchdog::check;
@@ -23,12 +24,12 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 
+mod support;
+use support::{QUIET, serve_auto};
+
 #[allow(dead_code)] // the example's `main` is not used here
 #[path = "../examples/cancel.rs"]
 mod cancel;
-
-/// Long enough, in virtual time, for everything that can happen to have happened.
-const QUIET: Duration = Duration::from_secs(60);
 
 /// What the parked handlers of these checks report.
 #[derive(Clone)]
@@ -51,6 +52,24 @@ impl Probes {
             spawned: Gauge::new(),
             release: Arc::new(Semaphore::new(0)),
         }
+    }
+
+    /// Checks that the client's leaving dropped the handler before it finished, and that the
+    /// connection task then ended.
+    async fn assert_handler_dropped(&self, server: ServerSide<()>) {
+        assert!(
+            self.alive.settles_to(0, QUIET).await,
+            "the handler is still alive"
+        );
+        assert_eq!(self.finished.started(), 0);
+        server.task.await.unwrap();
+    }
+
+    /// Checks that the handler outlives the client's leaving by a quiet minute (`dropped`
+    /// says what it means if it does not), then releases it.
+    async fn assert_handler_survives_then_release(&self, dropped: &str) {
+        assert!(!self.alive.settles_to(0, QUIET).await, "{dropped}");
+        self.release.add_permits(1);
     }
 }
 
@@ -106,6 +125,15 @@ async fn connect_and_send(
 }
 
 const GET: &[u8] = b"GET /work HTTP/1.1\r\nhost: workshop.test\r\n\r\n";
+/// A POST whose head announces 100 body bytes, and 10 of them.
+const PARTLY_SENT_POST: &[u8] =
+    b"POST /work HTTP/1.1\r\nhost: workshop.test\r\ncontent-length: 100\r\n\r\nonly ten b";
+/// A POST with its whole body of 10 bytes.
+const WHOLE_POST: &[u8] =
+    b"POST /work HTTP/1.1\r\nhost: workshop.test\r\ncontent-length: 10\r\n\r\nten bytes!";
+
+/// What it means when a handler that should have survived the client's leaving was dropped.
+const NOTICED_THE_DISCONNECT: &str = "the handler was dropped: hyper noticed the disconnect";
 
 #[test]
 fn get_client_disconnect_drops_the_handler() {
@@ -151,12 +179,7 @@ fn get_client_shutting_down_its_write_half_drops_the_handler() {
         let (mut client, server) = connect_and_send(&probes, false, GET).await;
 
         client.shutdown().await.unwrap();
-        assert!(
-            probes.alive.settles_to(0, QUIET).await,
-            "the handler is still alive"
-        );
-        assert_eq!(probes.finished.started(), 0);
-        server.task.await.unwrap();
+        probes.assert_handler_dropped(server).await;
     });
 }
 
@@ -167,13 +190,13 @@ fn with_half_close_the_handler_survives_the_client_closing_its_half() {
         let (mut client, _server) = connect_and_send(&probes, true, GET).await;
 
         client.shutdown().await.unwrap();
-        assert!(
-            !probes.alive.settles_to(0, QUIET).await,
-            "the handler was dropped although half_close is on"
-        );
+        probes
+            .assert_handler_survives_then_release(
+                "the handler was dropped although half_close is on",
+            )
+            .await;
 
         // It runs to completion, and the client can still read the answer.
-        probes.release.add_permits(1);
         let mut response = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut client, &mut response)
             .await
@@ -187,19 +210,13 @@ fn with_half_close_the_handler_survives_the_client_closing_its_half() {
 fn post_with_a_partly_sent_unread_body_keeps_the_handler_after_the_client_left() {
     check("the handler never finished").paused(|| async {
         let probes = Probes::new();
-        let head_and_part =
-            b"POST /work HTTP/1.1\r\nhost: workshop.test\r\ncontent-length: 100\r\n\r\n\
-                              only ten b";
-        let (client, server) = connect_and_send(&probes, false, head_and_part).await;
+        let (client, server) = connect_and_send(&probes, false, PARTLY_SENT_POST).await;
 
         drop(client);
-        assert!(
-            !probes.alive.settles_to(0, QUIET).await,
-            "the handler was dropped: hyper noticed the disconnect"
-        );
-
+        probes
+            .assert_handler_survives_then_release(NOTICED_THE_DISCONNECT)
+            .await;
         // Nobody will ever read the answer, but the handler runs to its end.
-        probes.release.add_permits(1);
         assert!(probes.alive.settles_to(0, QUIET).await);
         assert_eq!(probes.finished.started(), 1);
         server.task.await.unwrap();
@@ -210,17 +227,10 @@ fn post_with_a_partly_sent_unread_body_keeps_the_handler_after_the_client_left()
 fn post_with_a_fully_sent_unread_body_drops_the_handler() {
     check("the handler was never dropped after the client left").paused(|| async {
         let probes = Probes::new();
-        let whole = b"POST /work HTTP/1.1\r\nhost: workshop.test\r\ncontent-length: 10\r\n\r\n\
-                      ten bytes!";
-        let (client, server) = connect_and_send(&probes, false, whole).await;
+        let (client, server) = connect_and_send(&probes, false, WHOLE_POST).await;
 
         drop(client);
-        assert!(
-            probes.alive.settles_to(0, QUIET).await,
-            "the handler is still alive"
-        );
-        assert_eq!(probes.finished.started(), 0);
-        server.task.await.unwrap();
+        probes.assert_handler_dropped(server).await;
     });
 }
 
@@ -228,18 +238,17 @@ fn post_with_a_fully_sent_unread_body_drops_the_handler() {
 fn a_pipelined_request_already_buffered_keeps_the_handler_after_the_client_left() {
     check("the handler never finished").paused(|| async {
         let probes = Probes::new();
-        let post_then_get =
-            b"POST /work HTTP/1.1\r\nhost: workshop.test\r\ncontent-length: 10\r\n\r\n\
-                              ten bytes!\
-                              GET /next HTTP/1.1\r\nhost: workshop.test\r\n\r\n";
-        let (client, _server) = connect_and_send(&probes, false, post_then_get).await;
+        let post_then_get = [
+            WHOLE_POST,
+            b"GET /next HTTP/1.1\r\nhost: workshop.test\r\n\r\n",
+        ]
+        .concat();
+        let (client, _server) = connect_and_send(&probes, false, &post_then_get).await;
 
         drop(client);
-        assert!(
-            !probes.alive.settles_to(0, QUIET).await,
-            "the handler was dropped: hyper noticed the disconnect"
-        );
-        probes.release.add_permits(1);
+        probes
+            .assert_handler_survives_then_release(NOTICED_THE_DISCONNECT)
+            .await;
         assert!(probes.finished.reaches_started(1, QUIET).await);
     });
 }
@@ -287,17 +296,9 @@ fn reading_the_body_is_where_a_disconnect_shows_up() {
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("done\n"))))
                 }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await;
+            serve_auto(io, service).await;
         });
-        client
-            .write_all(
-                b"POST /work HTTP/1.1\r\nhost: workshop.test\r\ncontent-length: 100\r\n\r\n\
-                  only ten b",
-            )
-            .await
-            .unwrap();
+        client.write_all(PARTLY_SENT_POST).await.unwrap();
 
         drop(client);
         assert!(

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use harness::leak::Gauge;
@@ -16,13 +15,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::DuplexStream;
 use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+mod support;
+use support::{QUIET, serve_auto};
 
 #[allow(dead_code)] // the example's `main` is not used here
 #[path = "../examples/h2_streams.rs"]
 mod h2_streams;
-
-/// Long enough, in virtual time, for everything that can happen to have happened.
-const QUIET: Duration = Duration::from_secs(60);
 
 /// An HTTP/2 client connection (prior knowledge, no TLS) over `io`.
 async fn h2_client(io: DuplexStream) -> SendRequest<Empty<Bytes>> {
@@ -38,7 +38,7 @@ async fn h2_client(io: DuplexStream) -> SendRequest<Empty<Bytes>> {
 /// connection the way a network failure or a killed client process does. (Dropping hyper's
 /// client handles is not enough: the HTTP/2 client keeps its connection alive in tasks of
 /// its own while requests are in flight.)
-fn cuttable(server_end: DuplexStream) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+fn cuttable(server_end: DuplexStream) -> (DuplexStream, JoinHandle<()>) {
     let (client_end, mut relay_end) = tokio::io::duplex(harness::duplex::PIPE_BYTES);
     let relay = tokio::spawn(async move {
         let mut server_end = server_end;
@@ -59,17 +59,51 @@ async fn get(sender: &SendRequest<Empty<Bytes>>, path: &str) -> hyper::Result<St
     Ok(String::from_utf8(body.to_vec()).unwrap())
 }
 
-/// A server whose handlers each hold a guard of `parked` and wait for a permit of `release`.
-/// `/warmup` answers at once and takes no guard.
-fn parked_server(
-    builder: auto::Builder<TokioExecutor>,
+/// Sends `GET path` from a task of its own, so that the request stays in flight while the
+/// check goes on.
+fn spawn_get(
+    sender: &SendRequest<Empty<Bytes>>,
+    path: &'static str,
+) -> JoinHandle<hyper::Result<String>> {
+    let sender = sender.clone();
+    tokio::spawn(async move { get(&sender, path).await })
+}
+
+/// `n` requests for `/parked`, each sent from a task of its own.
+fn spawn_parked(
+    sender: &SendRequest<Empty<Bytes>>,
+    n: usize,
+) -> Vec<JoinHandle<hyper::Result<String>>> {
+    (0..n).map(|_| spawn_get(sender, "/parked")).collect()
+}
+
+/// Checks that every one of `requests` was answered `done`.
+async fn assert_all_done(requests: Vec<JoinHandle<hyper::Result<String>>>) {
+    for request in requests {
+        assert_eq!(request.await.unwrap().unwrap(), "done");
+    }
+}
+
+/// A server on an in-memory connection whose handlers each hold a guard of `parked` and wait
+/// for a permit of `release`. `/warmup` answers at once and takes no guard.
+struct ParkedServer {
     parked: Gauge,
     release: Arc<Semaphore>,
-) -> impl FnOnce(DuplexStream) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-    move |io| {
+    /// The client's end of the connection.
+    client: DuplexStream,
+    /// The task serving the connection.
+    connection: harness::duplex::ServerSide<()>,
+}
+
+impl ParkedServer {
+    /// Starts the server, serving its one connection with `builder`.
+    fn start(builder: auto::Builder<TokioExecutor>) -> Self {
+        let parked = Gauge::new();
+        let release = Arc::new(Semaphore::new(0));
+        let (service_parked, service_release) = (parked.clone(), Arc::clone(&release));
         let service = service_fn(move |request: Request<Incoming>| {
-            let parked = parked.clone();
-            let release = Arc::clone(&release);
+            let parked = service_parked.clone();
+            let release = Arc::clone(&service_release);
             async move {
                 if request.uri().path() != "/warmup" {
                     let _guard = parked.guard();
@@ -78,9 +112,15 @@ fn parked_server(
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("done"))))
             }
         });
-        Box::pin(async move {
+        let (client, connection) = harness::duplex::raw(move |io| async move {
             let _ = builder.serve_connection(TokioIo::new(io), service).await;
-        })
+        });
+        Self {
+            parked,
+            release,
+            client,
+            connection,
+        }
     }
 }
 
@@ -105,18 +145,11 @@ fn streams_of_one_connection_are_handled_at_the_same_time() {
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
                 }
             });
-            async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(io), service)
-                    .await;
-            }
+            serve_auto(io, service)
         });
         let sender = h2_client(client).await;
 
-        let a = tokio::spawn({
-            let sender = sender.clone();
-            async move { get(&sender, "/a").await }
-        });
+        let a = spawn_get(&sender, "/a");
         assert!(a_started.reaches_started(1, QUIET).await);
 
         // Same connection, while /a is still waiting.
@@ -162,138 +195,89 @@ fn a_panic_in_one_stream_resets_that_stream_only() {
 #[test]
 fn hyper_allows_200_concurrent_streams_per_connection_by_default() {
     check("the parked streams were never released").paused(|| async {
-        let parked = Gauge::new();
-        let release = Arc::new(Semaphore::new(0));
-        let (client, _server) = harness::duplex::raw(parked_server(
-            auto::Builder::new(TokioExecutor::new()),
-            parked.clone(),
-            Arc::clone(&release),
-        ));
-        let sender = h2_client(client).await;
+        let server = ParkedServer::start(auto::Builder::new(TokioExecutor::new()));
+        let sender = h2_client(server.client).await;
         // One full round trip first, so the client has the server's SETTINGS.
         get(&sender, "/warmup").await.unwrap();
 
-        let requests: Vec<_> = (0..201)
-            .map(|_| {
-                let sender = sender.clone();
-                tokio::spawn(async move { get(&sender, "/parked").await })
-            })
-            .collect();
+        let requests = spawn_parked(&sender, 201);
 
-        assert!(parked.reaches_started(200, QUIET).await);
+        assert!(server.parked.reaches_started(200, QUIET).await);
         assert!(
-            !parked.reaches_started(201, QUIET).await,
+            !server.parked.reaches_started(201, QUIET).await,
             "a 201st stream was opened while 200 were in flight"
         );
         // One stream finishes: the queued one gets its slot.
-        release.add_permits(1);
-        assert!(parked.reaches_started(201, QUIET).await);
+        server.release.add_permits(1);
+        assert!(server.parked.reaches_started(201, QUIET).await);
 
-        release.add_permits(200);
-        for request in requests {
-            assert_eq!(request.await.unwrap().unwrap(), "done");
-        }
+        server.release.add_permits(200);
+        assert_all_done(requests).await;
     });
 }
 
 #[test]
 fn max_concurrent_streams_lowers_the_limit() {
     check("the parked streams were never released").paused(|| async {
-        let parked = Gauge::new();
-        let release = Arc::new(Semaphore::new(0));
-        let (client, _server) = harness::duplex::raw(parked_server(
-            h2_streams::builder(),
-            parked.clone(),
-            Arc::clone(&release),
-        ));
-        let sender = h2_client(client).await;
+        let server = ParkedServer::start(h2_streams::builder());
+        let sender = h2_client(server.client).await;
         get(&sender, "/warmup").await.unwrap();
 
         let limit = h2_streams::MAX_STREAMS as usize;
-        let requests: Vec<_> = (0..limit + 1)
-            .map(|_| {
-                let sender = sender.clone();
-                tokio::spawn(async move { get(&sender, "/parked").await })
-            })
-            .collect();
+        let requests = spawn_parked(&sender, limit + 1);
 
-        assert!(parked.reaches_started(limit, QUIET).await);
-        assert!(!parked.reaches_started(limit + 1, QUIET).await);
+        assert!(server.parked.reaches_started(limit, QUIET).await);
+        assert!(!server.parked.reaches_started(limit + 1, QUIET).await);
 
-        release.add_permits(limit + 1);
-        for request in requests {
-            assert_eq!(request.await.unwrap().unwrap(), "done");
-        }
+        server.release.add_permits(limit + 1);
+        assert_all_done(requests).await;
     });
 }
 
 #[test]
 fn a_client_reset_drops_only_that_streams_handler() {
     check("the surviving stream was never answered").paused(|| async {
-        let parked = Gauge::new();
-        let release = Arc::new(Semaphore::new(0));
-        let (client, server) = harness::duplex::raw(parked_server(
-            auto::Builder::new(TokioExecutor::new()),
-            parked.clone(),
-            Arc::clone(&release),
-        ));
-        let sender = h2_client(client).await;
+        let server = ParkedServer::start(auto::Builder::new(TokioExecutor::new()));
+        let sender = h2_client(server.client).await;
 
-        let cancelled = tokio::spawn({
-            let sender = sender.clone();
-            async move { get(&sender, "/cancelled").await }
-        });
-        let survivor = tokio::spawn({
-            let sender = sender.clone();
-            async move { get(&sender, "/survivor").await }
-        });
-        assert!(parked.reaches_started(2, QUIET).await);
+        let cancelled = spawn_get(&sender, "/cancelled");
+        let survivor = spawn_get(&sender, "/survivor");
+        assert!(server.parked.reaches_started(2, QUIET).await);
 
         // The client gives up on one request: dropping its response future makes hyper's
         // client send RST_STREAM(CANCEL) for that stream.
         cancelled.abort();
         assert!(
-            parked.settles_to(1, QUIET).await,
+            server.parked.settles_to(1, QUIET).await,
             "the reset stream's handler is still alive"
         );
 
         // The other stream, and the connection, are untouched.
-        release.add_permits(1);
+        server.release.add_permits(1);
         assert_eq!(survivor.await.unwrap().unwrap(), "done");
-        assert!(!server.is_finished());
+        assert!(!server.connection.is_finished());
     });
 }
 
 #[test]
 fn closing_the_connection_drops_every_stream_handler() {
     check("the handlers outlived their connection").paused(|| async {
-        let parked = Gauge::new();
-        let release = Arc::new(Semaphore::new(0));
-        let (client, server) = harness::duplex::raw(parked_server(
-            auto::Builder::new(TokioExecutor::new()),
-            parked.clone(),
-            Arc::clone(&release),
-        ));
-        let (client, relay) = cuttable(client);
+        let server = ParkedServer::start(auto::Builder::new(TokioExecutor::new()));
+        let (client, relay) = cuttable(server.client);
         let sender = h2_client(client).await;
 
-        let in_flight: Vec<_> = (0..3)
-            .map(|_| {
-                let sender = sender.clone();
-                tokio::spawn(async move { get(&sender, "/parked").await })
-            })
-            .collect();
-        assert!(parked.reaches_started(3, QUIET).await);
+        let in_flight = spawn_parked(&sender, 3);
+        assert!(server.parked.reaches_started(3, QUIET).await);
 
         // The connection is cut: no reset frames, just a closed connection.
         relay.abort();
         assert!(
-            parked.settles_to(0, QUIET).await,
+            server.parked.settles_to(0, QUIET).await,
             "stream handlers outlived the connection"
         );
         for request in in_flight {
             assert!(request.await.unwrap().is_err());
         }
-        server.task.await.unwrap();
+        server.connection.task.await.unwrap();
     });
 }

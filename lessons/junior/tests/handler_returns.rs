@@ -5,27 +5,27 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use harness::server::request;
+use harness::duplex::ServerSide;
+use harness::server::{H1Connection, request};
 use harness::watchdog::check;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
+
+mod support;
+use support::{QUIET, serve_auto};
 
 #[allow(dead_code)] // the example's `main` is not used here
 #[path = "../examples/handler_returns.rs"]
 mod handler_returns;
 
 use handler_returns::App;
-
-/// Long enough, in virtual time, for everything that can happen to have happened.
-const QUIET: Duration = Duration::from_secs(60);
 
 /// Whether every task on `tracker` has ended within `deadline` (virtual time).
 async fn all_ended(tracker: &TaskTracker, deadline: Duration) -> bool {
@@ -57,15 +57,31 @@ fn get(path: &str) -> Request<Empty<Bytes>> {
         .unwrap()
 }
 
+/// Serves the example's `app` on a new in-memory connection, and returns the raw client end.
+fn serve_app(app: &App) -> (DuplexStream, ServerSide<()>) {
+    let app = app.clone();
+    harness::duplex::raw(move |io| handler_returns::serve_connection(io, app))
+}
+
+/// Asks for `/ticks` over `io` and reads the first tick; then the client vanishes mid-stream.
+/// Returns once the server's connection task has ended.
+async fn read_a_tick_then_vanish(io: DuplexStream, server: ServerSide<()>) {
+    let (mut sender, driver) = client(io).await;
+    let response = sender.send_request(get("/ticks")).await.unwrap();
+    let mut body = response.into_body();
+    body.frame().await.unwrap().unwrap();
+
+    driver.abort();
+    drop(body);
+    server.task.await.unwrap();
+}
+
 #[test]
 fn an_upload_is_collected_then_shared_with_a_background_task() {
     check("the upload was never answered").paused(|| async {
         let app = App::default();
-        let (mut connection, _server) = harness::duplex::http1({
-            let app = app.clone();
-            move |io| handler_returns::serve_connection(io, app)
-        })
-        .await;
+        let (io, _server) = serve_app(&app);
+        let mut connection = H1Connection::handshake(io).await;
 
         let response = connection
             .send(request("POST", "/upload", "hello"))
@@ -90,8 +106,7 @@ fn cloning_bytes_shares_the_buffer() {
 #[test]
 fn an_upload_over_the_limit_is_refused_with_413() {
     check("the oversized upload was never answered").paused(|| async {
-        let (client, _server) =
-            harness::duplex::raw(|io| handler_returns::serve_connection(io, App::default()));
+        let (client, _server) = serve_app(&App::default());
         let (mut reader, mut writer) = tokio::io::split(client);
 
         // One byte over the limit, written by its own task: the server stops reading once
@@ -127,11 +142,7 @@ fn an_upload_over_the_limit_is_refused_with_413() {
 #[test]
 fn the_head_goes_out_when_the_handler_returns_and_the_body_follows() {
     check("the ticks never arrived").paused(|| async {
-        let app = App::default();
-        let (io, _server) = harness::duplex::raw({
-            let app = app.clone();
-            move |io| handler_returns::serve_connection(io, app)
-        });
+        let (io, _server) = serve_app(&App::default());
         let (mut sender, _driver) = client(io).await;
 
         // The status arrives although the body has no end.
@@ -150,20 +161,8 @@ fn the_head_goes_out_when_the_handler_returns_and_the_body_follows() {
 fn a_producer_that_checks_send_errors_stops_when_the_client_leaves() {
     check("the ticks never arrived").paused(|| async {
         let app = App::default();
-        let (io, server) = harness::duplex::raw({
-            let app = app.clone();
-            move |io| handler_returns::serve_connection(io, app)
-        });
-        let (mut sender, driver) = client(io).await;
-
-        let response = sender.send_request(get("/ticks")).await.unwrap();
-        let mut body = response.into_body();
-        body.frame().await.unwrap().unwrap();
-
-        // The client vanishes mid-stream.
-        driver.abort();
-        drop(body);
-        server.task.await.unwrap();
+        let (io, server) = serve_app(&app);
+        read_a_tick_then_vanish(io, server).await;
         assert!(
             all_ended(&app.background, QUIET).await,
             "the producer kept running after the client left"
@@ -210,20 +209,10 @@ fn a_producer_that_ignores_send_errors_outlives_the_client() {
                     let response = ticks_ignoring_send_errors(&background);
                     async move { Ok::<_, Infallible>(response) }
                 });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(io), service)
-                    .await;
+                serve_auto(io, service).await;
             }
         });
-        let (mut sender, driver) = client(io).await;
-
-        let response = sender.send_request(get("/ticks")).await.unwrap();
-        let mut body = response.into_body();
-        body.frame().await.unwrap().unwrap();
-
-        driver.abort();
-        drop(body);
-        server.task.await.unwrap();
+        read_a_tick_then_vanish(io, server).await;
         // The connection is gone, and a minute later the producer is still ticking.
         assert!(
             !all_ended(&background, QUIET).await,
@@ -243,9 +232,7 @@ fn the_status_is_a_field_of_the_returned_value_and_is_written_once() {
                 *response.status_mut() = StatusCode::CREATED;
                 Ok::<_, Infallible>(response)
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await;
+            serve_auto(io, service).await;
         });
         client
             .write_all(b"GET / HTTP/1.1\r\nhost: workshop.test\r\nconnection: close\r\n\r\n")

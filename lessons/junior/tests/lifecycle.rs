@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use harness::leak::Gauge;
@@ -18,12 +17,12 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::Notify;
 
+mod support;
+use support::{QUIET, serve_auto};
+
 #[allow(dead_code)] // the example's `main` is not used here
 #[path = "../examples/lifecycle.rs"]
 mod lifecycle;
-
-/// Long enough, in virtual time, for everything that can happen to have happened.
-const QUIET: Duration = Duration::from_secs(60);
 
 /// Reads from `stream` until `needle` has been seen `times` times, and returns everything read.
 async fn read_until_seen(stream: &mut DuplexStream, needle: &str, times: usize) -> String {
@@ -95,11 +94,7 @@ fn the_handler_is_called_once_the_head_is_parsed_before_the_body_arrives() {
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
                 }
             });
-            async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(io), service)
-                    .await;
-            }
+            serve_auto(io, service)
         });
 
         // The head and 3 of the 11 body bytes.
@@ -140,11 +135,7 @@ fn requests_on_one_http1_connection_are_handled_one_after_another() {
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
                 }
             });
-            async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(io), service)
-                    .await;
-            }
+            serve_auto(io, service)
         });
 
         // Both requests are in the server's buffer at once (HTTP/1 pipelining).
@@ -220,9 +211,7 @@ fn a_panic_in_an_http1_handler_ends_its_connection_task() {
                 }
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await;
+            serve_auto(io, service).await;
         })
         .await;
 

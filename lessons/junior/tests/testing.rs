@@ -9,7 +9,7 @@ use bytes::Bytes;
 use harness::TestResponse;
 use harness::duplex;
 use harness::leak::Gauge;
-use harness::server::{TestServer, request};
+use harness::server::{H1Connection, TestServer, request};
 use harness::transcript::Transcript;
 use harness::watchdog::check;
 use http_body_util::Full;
@@ -59,21 +59,26 @@ fn a_real_server_on_a_free_port() {
 // ANCHOR_END: real_server
 
 // ANCHOR: paused_clock
+/// Serves `app` on an in-memory connection: no kernel, no real time, nothing for the clock
+/// to race. Returns the client's end, an HTTP/1 connection.
+async fn in_memory(app: Arc<App>) -> H1Connection {
+    let (client, _server) = duplex::http1(move |io| async move {
+        let service = service_fn(move |request| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Infallible>(example::handle(request, app).await) }
+        });
+        example::builder()
+            .serve_connection(TokioIo::new(io), service)
+            .await
+    })
+    .await;
+    client
+}
+
 #[test]
 fn the_report_deadline_on_the_paused_clock() {
     check("the report never answered").paused(|| async {
-        let app = Arc::new(App::default());
-        // An in-memory connection: no kernel, no real time, nothing for the clock to race.
-        let (mut client, _server) = duplex::http1(move |io| async move {
-            let service = service_fn(move |request| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(example::handle(request, app).await) }
-            });
-            example::builder()
-                .serve_connection(TokioIo::new(io), service)
-                .await
-        })
-        .await;
+        let mut client = in_memory(Arc::new(App::default())).await;
 
         let start = Instant::now();
         let response = client.get("/report").await.unwrap();
@@ -142,17 +147,8 @@ fn a_handler_is_dropped_when_its_client_goes_away() {
 #[test]
 fn the_conversation_as_a_snapshot() {
     check("the server never answered").paused(|| async {
-        let app = Arc::new(App::default());
-        let (mut client, _server) = duplex::http1(move |io| async move {
-            let service = service_fn(move |request| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(example::handle(request, app).await) }
-            });
-            example::builder()
-                .serve_connection(TokioIo::new(io), service)
-                .await
-        })
-        .await;
+        // The in-memory connection of the paused-clock test.
+        let mut client = in_memory(Arc::new(App::default())).await;
 
         let mut transcript = Transcript::new();
         for (method, path, body) in [

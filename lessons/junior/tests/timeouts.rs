@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream;
-use harness::duplex;
+use harness::duplex::{self, ServerSide};
 use harness::leak::Gauge;
 use harness::watchdog::check;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -28,6 +28,9 @@ mod example;
 const HANG: &str = "a paused-clock check spun without yielding: is something busy-looping?";
 const DAY: Duration = Duration::from_secs(24 * 3600);
 const HALF_SENT: &[u8] = b"GET /report HTTP/1.1\r\nhost: workshop.test\r\n";
+
+/// What the auto builder's `serve_connection` returns.
+type Served = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     // Reads the body, so that a slow body keeps the handler waiting.
@@ -61,6 +64,53 @@ async fn read_response(client: &mut DuplexStream) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// Waits for the server to close the connection, for at most a virtual day; fails if it never
+/// does. Returns what the server sent and when it closed.
+async fn wait_for_close(client: &mut DuplexStream) -> (Vec<u8>, Duration) {
+    read_until_closed(client, DAY).await.expect("closed")
+}
+
+/// Asserts that a whole virtual day later the server has neither closed the connection nor
+/// ended its task: nothing timed out. `why` says what that shows.
+async fn assert_open_after_a_day<T>(client: &mut DuplexStream, server: &ServerSide<T>, why: &str) {
+    assert!(read_until_closed(client, DAY).await.is_none(), "{why}");
+    assert!(!server.is_finished(), "{why}");
+}
+
+/// Sends `GET /` on the raw connection and checks that it is answered with a 200.
+async fn get_ok(client: &mut DuplexStream) {
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: workshop.test\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(client).await.starts_with("HTTP/1.1 200 OK"));
+}
+
+/// Serves `hello` with the auto builder `builder` on a new in-memory connection, and returns
+/// the raw client end.
+fn serve_hello(builder: auto::Builder<TokioExecutor>) -> (DuplexStream, ServerSide<Served>) {
+    duplex::raw(|io| async move {
+        builder
+            .serve_connection(TokioIo::new(io), service_fn(hello))
+            .await
+    })
+}
+
+/// The same with hyper's own HTTP/1 builder.
+fn serve_hello_http1(builder: http1::Builder) -> (DuplexStream, ServerSide<hyper::Result<()>>) {
+    duplex::raw(|io| async move {
+        builder
+            .serve_connection(TokioIo::new(io), service_fn(hello))
+            .await
+    })
+}
+
+/// Waits for the connection task to end, and checks that it ended with hyper's timeout error.
+async fn assert_ended_by_timeout(server: ServerSide<Served>) {
+    let error = server.task.await.unwrap().unwrap_err();
+    assert!(as_hyper(&*error).is_timeout(), "{error:?}");
+}
+
 fn as_hyper<'a>(error: &'a (dyn std::error::Error + 'static)) -> &'a hyper::Error {
     error.downcast_ref().expect("a hyper::Error")
 }
@@ -68,46 +118,40 @@ fn as_hyper<'a>(error: &'a (dyn std::error::Error + 'static)) -> &'a hyper::Erro
 #[test]
 fn without_a_timer_the_header_timeout_is_off() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            // The documented default is 30 s, but with no timer hyper cannot apply it.
-            http1::Builder::new()
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
+        // The documented default is 30 s, but with no timer hyper cannot apply it.
+        let (mut client, server) = serve_hello_http1(http1::Builder::new());
         client.write_all(HALF_SENT).await.unwrap();
-        assert!(
-            read_until_closed(&mut client, DAY).await.is_none(),
-            "half-sent headers should hold the connection open for a whole day"
-        );
-        assert!(!server.is_finished());
+        assert_open_after_a_day(
+            &mut client,
+            &server,
+            "half-sent headers should hold the connection open for a whole day",
+        )
+        .await;
     });
 }
 
 #[test]
 fn the_auto_builder_without_a_timer_has_no_header_timeout_either() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
+        let (mut client, server) = serve_hello(auto::Builder::new(TokioExecutor::new()));
         client.write_all(HALF_SENT).await.unwrap();
-        assert!(read_until_closed(&mut client, DAY).await.is_none());
-        assert!(!server.is_finished());
+        assert_open_after_a_day(
+            &mut client,
+            &server,
+            "half-sent headers hold the connection",
+        )
+        .await;
     });
 }
 
 #[test]
 fn with_a_timer_the_default_header_timeout_is_30_s() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
+        let mut builder = http1::Builder::new();
+        builder.timer(TokioTimer::new());
+        let (mut client, server) = serve_hello_http1(builder);
         client.write_all(HALF_SENT).await.unwrap();
-        let (sent, after) = read_until_closed(&mut client, DAY).await.expect("closed");
+        let (sent, after) = wait_for_close(&mut client).await;
         assert_eq!(after, Duration::from_secs(30));
         assert!(sent.is_empty(), "no response at all, not even a 408");
         let error = server.task.await.unwrap().unwrap_err();
@@ -140,11 +184,7 @@ fn the_configured_header_timeout_closes_half_sent_headers() {
 #[test]
 fn trickling_header_bytes_does_not_extend_the_header_timeout() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            example::builder()
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
+        let (mut client, server) = serve_hello(example::builder());
         // A slowloris client: one byte every second, never finishing the head.
         tokio::spawn(async move {
             for byte in HALF_SENT.iter().cycle() {
@@ -155,10 +195,9 @@ fn trickling_header_bytes_does_not_extend_the_header_timeout() {
             }
         });
         let start = Instant::now();
-        let error = server.task.await.unwrap().unwrap_err();
+        assert_ended_by_timeout(server).await;
         // The timer runs from the start of the head, whatever arrives afterwards.
         assert_eq!(start.elapsed(), Duration::from_secs(5));
-        assert!(as_hyper(&*error).is_timeout(), "{error:?}");
     });
 }
 
@@ -186,60 +225,30 @@ fn setting_a_header_timeout_without_a_timer_panics() {
 #[test]
 fn the_header_timer_also_closes_idle_keep_alive_connections() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            example::builder()
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
-        client
-            .write_all(b"GET / HTTP/1.1\r\nhost: workshop.test\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(
-            read_response(&mut client)
-                .await
-                .starts_with("HTTP/1.1 200 OK")
-        );
+        let (mut client, server) = serve_hello(example::builder());
+        get_ok(&mut client).await;
 
         // The client keeps the connection alive and sends nothing more.
-        let (_, after) = read_until_closed(&mut client, DAY).await.expect("closed");
+        let (_, after) = wait_for_close(&mut client).await;
         assert_eq!(after, Duration::from_secs(5));
         // hyper reports this routine close as a header timeout.
-        let error = server.task.await.unwrap().unwrap_err();
-        assert!(as_hyper(&*error).is_timeout(), "{error:?}");
+        assert_ended_by_timeout(server).await;
     });
 }
 
 #[test]
 fn without_a_timer_an_idle_keep_alive_connection_stays_open() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
-        client
-            .write_all(b"GET / HTTP/1.1\r\nhost: workshop.test\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(
-            read_response(&mut client)
-                .await
-                .starts_with("HTTP/1.1 200 OK")
-        );
-        assert!(read_until_closed(&mut client, DAY).await.is_none());
-        assert!(!server.is_finished());
+        let (mut client, server) = serve_hello(auto::Builder::new(TokioExecutor::new()));
+        get_ok(&mut client).await;
+        assert_open_after_a_day(&mut client, &server, "the idle connection stays open").await;
     });
 }
 
 #[test]
 fn the_header_timeout_does_not_cover_a_slow_body() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            example::builder()
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
+        let (mut client, server) = serve_hello(example::builder());
         // The head is complete; the body promises 10 bytes and delivers 2.
         client
             .write_all(
@@ -247,11 +256,12 @@ fn the_header_timeout_does_not_cover_a_slow_body() {
             )
             .await
             .unwrap();
-        assert!(
-            read_until_closed(&mut client, DAY).await.is_none(),
-            "hyper has no body read timeout: the handler waits as long as the client does"
-        );
-        assert!(!server.is_finished());
+        assert_open_after_a_day(
+            &mut client,
+            &server,
+            "hyper has no body read timeout: the handler waits as long as the client does",
+        )
+        .await;
     });
 }
 
@@ -346,14 +356,10 @@ fn the_auto_builder_does_not_time_out_a_client_that_sends_nothing() {
         // Nothing at all, or the first byte of the HTTP/2 preface: the auto builder is still
         // reading to decide between HTTP/1 and HTTP/2, and that wait has no timer.
         for opening in [&b""[..], b"P"] {
-            let (mut client, server) = duplex::raw(|io| async move {
-                example::builder()
-                    .serve_connection(TokioIo::new(io), service_fn(hello))
-                    .await
-            });
+            let (mut client, server) = serve_hello(example::builder());
             client.write_all(opening).await.unwrap();
-            assert!(read_until_closed(&mut client, DAY).await.is_none());
-            assert!(!server.is_finished());
+            assert_open_after_a_day(&mut client, &server, "nothing times out the version read")
+                .await;
         }
     });
 }
@@ -361,15 +367,10 @@ fn the_auto_builder_does_not_time_out_a_client_that_sends_nothing() {
 #[test]
 fn http1_only_times_out_a_client_that_sends_nothing() {
     check(HANG).paused(|| async {
-        let (mut client, server) = duplex::raw(|io| async move {
-            example::http1_only_builder()
-                .serve_connection(TokioIo::new(io), service_fn(hello))
-                .await
-        });
-        let (sent, after) = read_until_closed(&mut client, DAY).await.expect("closed");
+        let (mut client, server) = serve_hello(example::http1_only_builder());
+        let (sent, after) = wait_for_close(&mut client).await;
         assert_eq!(after, Duration::from_secs(5));
         assert!(sent.is_empty());
-        let error = server.task.await.unwrap().unwrap_err();
-        assert!(as_hyper(&*error).is_timeout(), "{error:?}");
+        assert_ended_by_timeout(server).await;
     });
 }
