@@ -1,4 +1,6 @@
-//! `let _ = value` drops the value at once; `let _name = value` keeps it to the end of scope.
+//! `let _ = make_value()` drops the new value at the end of that statement (a `_` pattern binds
+//! nothing, and an existing binding is not moved by it); `let _name = make_value()` keeps it to
+//! the end of the scope.
 //! With a permit, a lock guard or any RAII guard, the difference is the whole point.
 //!
 //! Run it: `cargo run -p lessons-junior --example pitfall_let_underscore`.
