@@ -21,6 +21,8 @@ struct Expectation {
     code: bool,
     /// Text the rendered page must contain.
     text: &'static str,
+    /// Must have a "Coming from Go" note and speaker notes, styled by `theme/workshop.css`.
+    notes: bool,
 }
 
 const PAGES: &[Expectation] = &[
@@ -28,26 +30,31 @@ const PAGES: &[Expectation] = &[
         path: "index.html",
         code: false,
         text: "cargo xtask",
+        notes: false,
     },
     Expectation {
         path: "junior/first-server.html",
         code: true,
         text: "accept",
+        notes: true,
     },
     Expectation {
         path: "junior/cancellation.html",
         code: true,
         text: "drop",
+        notes: true,
     },
     Expectation {
         path: "junior/exercises/j01-conn-vs-req.html",
         code: false,
         text: "cargo xtask check J01",
+        notes: false,
     },
     Expectation {
         path: "print.html",
         code: true,
         text: "Connections are not requests",
+        notes: false,
     },
 ];
 
@@ -100,6 +107,20 @@ pub fn test_site(site: &Path, screenshots: &Path) -> Result<Vec<String>> {
         }
         if page.code && !dom.contains("hljs-") {
             problems.push(format!("{name}: no highlighted code"));
+        }
+        // Listings show their anchor and hide the rest of the program behind a toggle.
+        if page.code && name != "print.html" && !dom.contains("class=\"boring\"") {
+            problems.push(format!(
+                "{name}: no hidden boilerplate lines in its listings"
+            ));
+        }
+        if page.notes
+            && !(dom.contains("class=\"coming-from-go\"")
+                && dom.contains("class=\"speaker-notes\""))
+        {
+            problems.push(format!(
+                "{name}: its Coming-from-Go note or speaker notes did not render"
+            ));
         }
         if !dom.contains(page.text) {
             problems.push(format!(
