@@ -24,6 +24,7 @@ use crate::workshop::Workshop;
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "The runner of the tokio + hyper concurrency workshop",
     version
 )]
