@@ -144,9 +144,14 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
         exercise.meta.kinds.join(" "),
         exercise.meta.minutes
     );
-    if first_build(&workshop.root) {
+    let loom = exercise.meta.targets().iter().any(|t| t == "loom");
+    if first_build(&workshop.root, "debug") {
         println!(
             "  building the workshop's dependencies once (about a minute), then the checks..."
+        );
+    } else if loom && first_build(&workshop.root, "release") {
+        println!(
+            "  loom models run optimised: building the dependencies in release once (about two minutes)..."
         );
     } else {
         println!("  building and running the checks...");
@@ -174,7 +179,7 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
 
 /// Whether the dependencies have never been built, so the learner knows why the first check
 /// takes a minute instead of a second.
-fn first_build(root: &Path) -> bool {
+fn first_build(root: &Path, profile: &str) -> bool {
     let lock = fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
     if !lock.contains("name = \"tokio\"") {
         return false;
@@ -182,7 +187,7 @@ fn first_build(root: &Path) -> bool {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let built = fs::read_dir(target.join("debug/.fingerprint"))
+    let built = fs::read_dir(target.join(profile).join(".fingerprint"))
         .map(|entries| {
             entries
                 .flatten()
