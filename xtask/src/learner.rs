@@ -149,9 +149,9 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
         println!(
             "  building the workshop's dependencies once (about a minute), then the checks..."
         );
-    } else if loom && first_build(&workshop.root, "release") {
+    } else if loom && first_build(&workshop.root, "loom") {
         println!(
-            "  loom models run optimised: building the dependencies in release once (about two minutes)..."
+            "  loom models run optimised: building their dependencies once more, optimised (about a minute)..."
         );
     } else {
         println!("  building and running the checks...");

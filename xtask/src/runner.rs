@@ -146,10 +146,11 @@ struct Build {
     cargo_output: String,
 }
 
-/// Cargo flags for a test target: loom models run optimised with the `loom` feature.
+/// Cargo flags for a test target: loom models run optimised (the workspace's `loom` profile,
+/// release plus incremental) with the crate's `loom` feature.
 fn target_flags(target: &str) -> Vec<&'static str> {
     if target == "loom" {
-        vec!["--release", "--features", "loom"]
+        vec!["--profile", "loom", "--features", "loom"]
     } else {
         vec![]
     }

@@ -1,8 +1,8 @@
 //! Loom models of the ticket counter: every interleaving of two or three customers taking a
 //! ticket at the same moment, explored exhaustively.
 //!
-//! Run in release, with the crate's `loom` feature (which swaps `src/sync.rs` to loom's types):
-//! `cargo test -p j07-ticket --release --features loom --test loom`.
+//! Run optimised (the workspace's `loom` profile), with the crate's `loom` feature (which swaps `src/sync.rs` to loom's types):
+//! `cargo test -p j07-ticket --profile loom --features loom --test loom`.
 
 use harness::watchdog::check;
 use j07_ticket::sync::Arc;
