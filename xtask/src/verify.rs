@@ -94,20 +94,24 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
     }
 
     println!();
-    // Counted like a test runner's closing line: one unit is an exercise with its solution in
-    // one round, a lesson run, a compile-fail case, the runner's tests, the book.
-    println!("verify: {} passed, {} failed", tally.passed, tally.failed);
     if tally.problems.is_empty() {
         println!(
-            "verify: everything holds ({:.0} s).",
+            "Everything holds ({:.0} s).",
             started.elapsed().as_secs_f64()
         );
-        Ok(())
     } else {
         println!("verify found {} problem(s):", tally.problems.len());
         for problem in &tally.problems {
             println!("  - {}", problem.replace('\n', "\n    "));
         }
+    }
+    // The closing line, counted like a test runner's: one unit is an exercise with its
+    // solution in one round, a lesson run, a compile-fail case, a style gate, the runner's
+    // tests, the book.
+    println!("verify: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.problems.is_empty() {
+        Ok(())
+    } else {
         bail!("verify failed")
     }
 }
