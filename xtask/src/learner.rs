@@ -243,7 +243,7 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
         let _ = writeln!(out, "{}", indent(&cut(&report.rendered), "    "));
         let _ = writeln!(
             out,
-            "  Next: read hint 1 with `cargo xtask hint {id}`, edit {}, and run `cargo xtask check {id}` again.",
+            "  Next: read hint 1 (`cargo xtask hint {id} 1`), edit {}, and run `cargo xtask check {id}` again.",
             source.display()
         );
         return out;
@@ -290,7 +290,7 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
             }
             let _ = writeln!(
                 out,
-                "  Next: read hint {hint} with `cargo xtask hint {id}`, edit {}, and run `cargo xtask check {id}` again.",
+                "  Next: read hint {hint} (`cargo xtask hint {id} {hint}`), edit {}, and run `cargo xtask check {id}` again.",
                 source.display()
             );
             let _ = writeln!(out, "\n{passed} of {total} checks pass.");
@@ -327,12 +327,23 @@ fn indent(text: &str, prefix: &str) -> String {
         .join("\n")
 }
 
-/// `cargo xtask hint [ID]`: reveals one more hint each time.
-pub fn hint(workshop: &Workshop, exercise: &Exercise) -> Result<()> {
+/// `cargo xtask hint [ID] [N]`: reveals one more hint each time, or every hint up to N.
+pub fn hint(workshop: &Workshop, exercise: &Exercise, upto: Option<usize>) -> Result<()> {
     let mut progress = Progress::load(&workshop.root)?;
     let hints = &exercise.meta.hints;
+    if upto.is_some_and(|n| n == 0 || n > hints.len()) {
+        bail!(
+            "{} has hints 1 to {}; `cargo xtask hint {}` shows the next one",
+            exercise.meta.id,
+            hints.len(),
+            exercise.meta.id
+        );
+    }
     let entry = progress.entry(&exercise.meta.id);
-    entry.hints_seen = (entry.hints_seen + 1).min(hints.len());
+    entry.hints_seen = match upto {
+        Some(n) => entry.hints_seen.max(n),
+        None => (entry.hints_seen + 1).min(hints.len()),
+    };
     let seen = entry.hints_seen;
     progress.save()?;
     println!(

@@ -43,7 +43,11 @@ enum Verb {
     /// Re-run the checks on every save; moves on when an exercise passes.
     Watch { id: Option<String> },
     /// Reveal the next hint of an exercise (default: the first unsolved one).
-    Hint { id: Option<String> },
+    Hint {
+        id: Option<String>,
+        /// Reveal every hint up to this one at once (e.g. the one a failing check points at).
+        upto: Option<usize>,
+    },
     /// List every exercise with its level, kinds, minutes and status.
     List,
     /// Restore an exercise's code to the last committed version and clear its progress.
@@ -133,9 +137,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Some(Verb::Watch { id }) => {
             learner::watch(&workshop, id.as_deref(), verbose).map(|()| true)
         }
-        Some(Verb::Hint { id }) => {
+        Some(Verb::Hint { id, upto }) => {
             let exercise = learner::pick(&workshop, id.as_deref())?;
-            learner::hint(&workshop, exercise).map(|()| true)
+            learner::hint(&workshop, exercise, upto).map(|()| true)
         }
         Some(Verb::Reset { id }) => learner::reset(&workshop, workshop.find(&id)?).map(|()| true),
         Some(Verb::Solution { id }) => {

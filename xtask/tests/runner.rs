@@ -253,6 +253,25 @@ fn hints_are_revealed_one_at_a_time() {
 }
 
 #[test]
+fn the_hint_a_failure_points_at_can_be_read_directly() {
+    let fixture = Fixture::new();
+    let output = stdout(&fixture.xtask(&["hint", "J01", "2"]).output().unwrap());
+    assert!(output.contains("hint 2 of 2"), "{output}");
+    assert!(output.contains("1. Try the checks with 3."), "{output}");
+    assert!(
+        output.contains("2. Doubling is adding a number to itself."),
+        "{output}"
+    );
+    let out_of_range = fixture.xtask(&["hint", "J01", "3"]).output().unwrap();
+    assert_eq!(
+        out_of_range.status.code(),
+        Some(2),
+        "{}",
+        stderr(&out_of_range)
+    );
+}
+
+#[test]
 fn unknown_id_names_the_closest_ones() {
     let fixture = Fixture::new();
     let output = fixture.xtask(&["check", "J2"]).output().unwrap();
