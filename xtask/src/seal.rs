@@ -53,10 +53,13 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `path -> hash` for every check file of every exercise, as they are on disk now.
-fn current(workshop: &Workshop) -> Result<BTreeMap<String, String>> {
+/// `path -> hash` for every check file of `exercises`, as they are on disk now.
+fn current<'a>(
+    workshop: &Workshop,
+    exercises: impl IntoIterator<Item = &'a Exercise>,
+) -> Result<BTreeMap<String, String>> {
     let mut sums = BTreeMap::new();
-    for exercise in &workshop.exercises {
+    for exercise in exercises {
         for file in check_files(&workshop.root, exercise) {
             let bytes = fs::read(workshop.path(&file))
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -81,7 +84,7 @@ fn recorded(workshop: &Workshop) -> BTreeMap<String, String> {
 
 /// Rewrites the record from the files on disk.
 pub fn seal(workshop: &Workshop) -> Result<usize> {
-    let sums = current(workshop)?;
+    let sums = current(workshop, &workshop.exercises)?;
     let mut text = String::from(
         "# Hashes of every check file, so `cargo xtask check` can tell when checks were edited.\n\
          # Maintainers: regenerate with `cargo xtask seal` after changing checks.\n",
@@ -96,33 +99,28 @@ pub fn seal(workshop: &Workshop) -> Result<usize> {
 /// The check files of `exercise` that differ from the record (changed, added or removed).
 pub fn modified(workshop: &Workshop, exercise: &Exercise) -> Result<Vec<String>> {
     let prefix = format!("{}/", exercise.dir.to_string_lossy().replace('\\', "/"));
-    let now = current(workshop)?;
-    let then = recorded(workshop);
-    let mut changed: Vec<String> = now
-        .iter()
-        .filter(|(path, _)| path.starts_with(&prefix))
-        .filter(|(path, hash)| then.get(*path) != Some(hash))
-        .map(|(path, _)| path.clone())
-        .collect();
-    changed.extend(
-        then.keys()
-            .filter(|path| path.starts_with(&prefix) && !now.contains_key(*path))
-            .cloned(),
-    );
-    Ok(changed)
+    // Only this exercise's files are hashed: this runs on every learner check.
+    let now = current(workshop, [exercise])?;
+    let mut then = recorded(workshop);
+    then.retain(|path, _| path.starts_with(&prefix));
+    Ok(differences(&now, &then))
 }
 
 /// Every check file that differs from the record, across the workshop (for `verify`).
 pub fn stale(workshop: &Workshop) -> Result<Vec<String>> {
-    let now = current(workshop)?;
-    let then = recorded(workshop);
-    let mut stale: Vec<String> = now
+    let now = current(workshop, &workshop.exercises)?;
+    Ok(differences(&now, &recorded(workshop)))
+}
+
+/// Paths whose hash changed, that are new, or that are gone.
+fn differences(now: &BTreeMap<String, String>, then: &BTreeMap<String, String>) -> Vec<String> {
+    let mut changed: Vec<String> = now
         .iter()
-        .filter(|(path, hash)| then.get(*path) != Some(hash))
+        .filter(|(path, hash)| then.get(*path) != Some(*hash))
         .map(|(path, _)| path.clone())
         .collect();
-    stale.extend(then.keys().filter(|p| !now.contains_key(*p)).cloned());
-    Ok(stale)
+    changed.extend(then.keys().filter(|path| !now.contains_key(*path)).cloned());
+    changed
 }
 
 #[cfg(test)]
