@@ -45,6 +45,16 @@ async fn create(conn: &mut H1Connection, content: &Bytes) -> u64 {
         .expect("POST /snippets answers the new id")
 }
 
+/// Replaces snippet `id` with `content` over `conn`.
+async fn update(conn: &mut H1Connection, id: u64, content: &Bytes) {
+    let path = format!("/snippets/{id}");
+    let updated = conn
+        .send(request("PUT", &path, content.clone()))
+        .await
+        .unwrap();
+    assert_eq!(updated.status, 200, "PUT {path} must update the snippet");
+}
+
 /// Reads a snippet back and checks it is exactly `expected`.
 async fn assert_stored(conn: &mut H1Connection, id: u64, expected: &Bytes, what: &str) {
     let stored = conn.get(&format!("/snippets/{id}")).await.unwrap();
@@ -129,12 +139,7 @@ fn updated_snippet_reads_back_byte_for_byte() {
         let mut conn = server.connect().await;
         let id = create(&mut conn, &upload("first")).await;
         let content = upload("second");
-        let path = format!("/snippets/{id}");
-        let updated = conn
-            .send(request("PUT", &path, content.clone()))
-            .await
-            .unwrap();
-        assert_eq!(updated.status, 200, "PUT {path} must update the snippet");
+        update(&mut conn, id, &content).await;
         assert_stored(&mut conn, id, &content, "PUT").await;
     });
 }
@@ -147,12 +152,7 @@ fn updated_snippet_is_audited_byte_for_byte() {
         let mut conn = server.connect().await;
         let id = create(&mut conn, &upload("first")).await;
         let content = upload("second");
-        let path = format!("/snippets/{id}");
-        let updated = conn
-            .send(request("PUT", &path, content.clone()))
-            .await
-            .unwrap();
-        assert_eq!(updated.status, 200, "PUT {path} must update the snippet");
+        update(&mut conn, id, &content).await;
 
         let records = everything_audited(conn, server, audited).await;
         let updates = records
