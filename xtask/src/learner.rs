@@ -9,12 +9,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 
 use crate::progress::Progress;
-use crate::runner::{self, Report, Verdict};
+use crate::runner::{self, Origin, Place, Report, Verdict};
 use crate::seal;
 use crate::workshop::{Exercise, LEVELS, Workshop};
-
-/// Lines of a failure's message shown before it is cut (the rest is in `--verbose`).
-const MAX_FAILURE_LINES: usize = 40;
 
 /// `cargo xtask` with no verb: where the learner stands and what to do next.
 pub fn overview(workshop: &Workshop) -> Result<()> {
@@ -156,7 +153,11 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
     } else {
         println!("  building and running the checks...");
     }
-    let report = runner::run(&workshop.root, &exercise.meta, &exercise.package())?;
+    let report = runner::run(
+        &Place::workshop(&workshop.root),
+        &exercise.meta,
+        &exercise.package(),
+    )?;
     if verbose {
         println!("{}", report.cargo_output);
     }
@@ -200,29 +201,31 @@ fn first_build(root: &Path, profile: &str) -> bool {
 /// The verdict table and, for the first failure, what it means and what to do.
 pub fn render(exercise: &Exercise, report: &Report) -> String {
     let mut out = String::new();
-    let width = exercise
+    let mut rows: Vec<(String, &str)> = exercise
         .meta
         .checks
         .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    if exercise.meta.compile_fail.is_some() || !report.compiled() {
+        .map(|c| (c.name.clone(), c.kind.as_str()))
+        .collect();
+    if exercise.meta.lint.is_some() {
+        rows.push(("lint".to_owned(), "lint"));
+    }
+    // Verdicts the metadata does not list (a failing undeclared test, a process that died
+    // after the checks) still count: a run is solved only if everything in it passed.
+    for name in report.verdicts.keys() {
+        if !rows.iter().any(|(row, _)| row == name) {
+            rows.push((name.clone(), "?"));
+        }
+    }
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(8).max(8);
+    // The compile-fail lesson's first check is the compiler's: it counts like any other row.
+    let compiles_row = exercise.meta.compile_fail.is_some() || !report.compiled();
+    if compiles_row {
         let mark = if report.compiled() { "✓" } else { "✗" };
         let _ = writeln!(out, "  {mark} {:<width$}  cf", "compiles");
     }
-    let mut rows: Vec<(&str, &str)> = exercise
-        .meta
-        .checks
-        .iter()
-        .map(|c| (c.name.as_str(), c.kind.as_str()))
-        .collect();
-    if exercise.meta.lint.is_some() {
-        rows.push(("lint", "lint"));
-    }
     for (name, kind) in &rows {
-        let line = match report.verdicts.get(*name) {
+        let line = match report.verdicts.get(name) {
             Some(Verdict::Pass) => format!("  ✓ {name:<width$}  {kind}"),
             Some(Verdict::Fail(_)) => format!("  ✗ {name:<width$}  {kind}"),
             Some(Verdict::NotRun(why)) => format!("  · {name:<width$}  {kind}  (not run: {why})"),
@@ -236,11 +239,19 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
     let id = &exercise.meta.id;
     if !report.compiled() {
         let _ = writeln!(out, "First failure: the crate does not compile");
-        if let Some(cf) = &exercise.meta.compile_fail {
-            let _ = writeln!(out, "  What it means: {}", cf.explain);
+        match &exercise.meta.compile_fail {
+            Some(cf) if !report.diagnostics.is_empty() => {
+                let _ = writeln!(out, "  What it means: {}", cf.explain);
+            }
+            _ => {}
         }
-        let _ = writeln!(out, "  The compiler said:");
-        let _ = writeln!(out, "{}", indent(&cut(&report.rendered), "    "));
+        let said = if report.diagnostics.is_empty() {
+            "cargo said"
+        } else {
+            "The compiler said"
+        };
+        let _ = writeln!(out, "  {said}:");
+        let _ = writeln!(out, "{}", indent(&cut(report.rendered()), "    "));
         let _ = writeln!(
             out,
             "  Next: read hint 1 (`cargo xtask hint {id} 1`), edit {}, and run `cargo xtask check {id}` again.",
@@ -248,45 +259,55 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
         );
         return out;
     }
-    let failing = rows
-        .iter()
-        .find_map(|(name, _)| match report.verdicts.get(*name) {
-            Some(Verdict::Fail(message)) => Some((*name, message.as_str())),
-            _ => None,
-        });
-    let total = rows.len();
+    let total = rows.len() + usize::from(compiles_row);
     let passed = rows
         .iter()
-        .filter(|(n, _)| report.verdicts.get(*n).is_some_and(Verdict::passed))
-        .count();
+        .filter(|(n, _)| report.verdicts.get(n).is_some_and(Verdict::passed))
+        .count()
+        + usize::from(compiles_row);
+    let failing = rows
+        .iter()
+        .find_map(|(name, _)| match report.verdicts.get(name) {
+            Some(Verdict::Fail(failure)) => Some((name.as_str(), failure)),
+            _ => None,
+        });
     match failing {
-        Some((name, message)) => {
-            let (means, hint) = match exercise.meta.checks.iter().find(|c| c.name == name) {
-                Some(check) => (check.means.clone(), check.hint),
-                None => {
-                    let lint = exercise.meta.lint.as_ref();
-                    (
-                        lint.and_then(|l| l.means.clone()).unwrap_or_else(|| {
-                            "clippy found a lint this lesson is about; read its message below."
-                                .to_owned()
-                        }),
-                        lint.and_then(|l| l.hint).unwrap_or(1),
-                    )
-                }
+        Some((name, failure)) => {
+            let check = exercise.meta.checks.iter().find(|c| c.name == name);
+            let lint = exercise.meta.lint.as_ref().filter(|_| name == "lint");
+            let means = match (check, lint) {
+                (Some(check), _) => check.means.clone(),
+                (None, Some(lint)) => lint.means.clone().unwrap_or_else(|| {
+                    "clippy found a lint this lesson is about; read its message below.".to_owned()
+                }),
+                (None, None) => String::new(),
             };
+            let hint = check
+                .map(|c| c.hint)
+                .or_else(|| lint.and_then(|l| l.hint))
+                .unwrap_or(1);
             let _ = writeln!(out, "First failure: {name}");
-            // A hang has no verdict to explain; the watchdog's message says what it usually means.
-            if message.starts_with("this check did not finish") {
+            // Only a failed assertion of the check itself is the verdict its `means` explains;
+            // a hang, a crash or a broken harness must not be described as the planted bug.
+            let what = match &failure.origin {
+                Origin::Check if !means.is_empty() => means,
+                Origin::Check => "a test the exercise does not declare failed.".to_owned(),
+                Origin::Hang => "the check hung and never reached a verdict; the message below says what a hang usually means here.".to_owned(),
+                Origin::Died => "the test process died before the check reached a verdict; the message below says how.".to_owned(),
+                Origin::Elsewhere(at) => format!(
+                    "the check stopped before reaching its verdict (at {at}), so it says nothing yet about the lesson; read the message below."
+                ),
+            };
+            let _ = writeln!(out, "  What it means: {what}");
+            if !failure.message.is_empty() {
+                let _ = writeln!(out, "  The check said:");
+                let _ = writeln!(out, "{}", indent(&cut(&failure.message), "    "));
+            }
+            if check.is_some_and(|c| c.kind == "snap") {
                 let _ = writeln!(
                     out,
-                    "  What it means: the check hung and never reached a verdict; the message below says what a hang usually means here."
+                    "  The snapshot is the conversation the lesson expects: change the code, not the snapshot."
                 );
-            } else {
-                let _ = writeln!(out, "  What it means: {means}");
-            }
-            if !message.is_empty() {
-                let _ = writeln!(out, "  The check said:");
-                let _ = writeln!(out, "{}", indent(&cut(message), "    "));
             }
             let _ = writeln!(
                 out,
@@ -308,15 +329,27 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
     out
 }
 
+/// Lines of a failure shown: its end, where the assertion and the diff's last lines are.
+const MAX_FAILURE_LINES: usize = 40;
+/// Characters of one line shown: a response body or a debug dump can be one huge line.
+const MAX_LINE: usize = 200;
+
 fn cut(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<String> = text
+        .trim_end()
+        .lines()
+        .map(|line| match line.char_indices().nth(MAX_LINE) {
+            Some((at, _)) => format!("{} ... (line cut)", &line[..at]),
+            None => line.to_owned(),
+        })
+        .collect();
     if lines.len() <= MAX_FAILURE_LINES {
-        return text.trim_end().to_owned();
+        return lines.join("\n");
     }
     format!(
-        "{}\n... ({} more lines: run with --verbose)",
-        lines[..MAX_FAILURE_LINES].join("\n"),
-        lines.len() - MAX_FAILURE_LINES
+        "... ({} lines above: run with --verbose)\n{}",
+        lines.len() - MAX_FAILURE_LINES,
+        lines[lines.len() - MAX_FAILURE_LINES..].join("\n")
     )
 }
 

@@ -12,6 +12,7 @@ mod progress;
 mod runner;
 mod scaffold;
 mod seal;
+mod variants;
 mod verify;
 mod workshop;
 
@@ -54,7 +55,9 @@ enum Verb {
     Reset { id: String },
     /// Show where the solution is and why it works.
     Solution { id: String },
-    /// Prove every exercise fails as declared, every solution passes, lessons and book hold.
+    /// Prove every exercise fails as declared, every solution passes, every half-fix in
+    /// solutions/*/*/variants.toml fails the checks it names and every right fix passes;
+    /// then that the lessons and the book hold.
     Verify {
         /// Run every verdict N times, to expose flaky checks.
         #[arg(long, default_value_t = 1)]

@@ -2,14 +2,18 @@
 //!
 //! A check run is one `cargo test --no-run --message-format=json` per test target (which tells
 //! us the compiler's diagnostics and the test binary's path), then the test binary itself,
-//! run directly under a process-level time limit. Running the binary ourselves instead of
-//! through `cargo test` saves a second cargo start-up on the learner's edit-check loop and lets
-//! us stop a binary that hangs.
+//! run directly under a process-level time limit, in its own process group. Running the binary
+//! ourselves instead of through `cargo test` saves a second cargo start-up on the learner's
+//! edit-check loop and lets us stop a binary that hangs, with whatever it started.
+//!
+//! A verdict is only as trustworthy as what it is read from: passes come from libtest's log
+//! file, never from what the process printed, and a process that died is named as such.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -21,25 +25,75 @@ use crate::meta::Meta;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    /// Failed, with what the check printed (its panic message, an insta diff).
-    Fail(String),
-    /// Never ran, and why (the crate does not compile, the binary was stopped).
+    /// The check ran and failed.
+    Fail(Failure),
+    /// Never ran, and why (the crate does not compile, no test of that name).
     NotRun(String),
+}
+
+/// A failed check: what it printed, and where the panic that failed it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The panic message (and an insta diff), cleaned of noise.
+    pub message: String,
+    pub origin: Origin,
+}
+
+/// Where a failure came from decides what the runner may say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// An assertion of the check itself: the check's `means` applies.
+    Check,
+    /// The check did not finish: its watchdog, or the process limit, stopped it.
+    Hang,
+    /// The test process died (a crash, `exit()`, a signal) before the check's verdict.
+    Died,
+    /// A panic somewhere else (the harness could not start a server, a dependency): the check
+    /// never judged the lesson, so its `means` may not apply.
+    Elsewhere(String),
 }
 
 impl Verdict {
     pub fn passed(&self) -> bool {
         matches!(self, Verdict::Pass)
     }
+
+    pub fn failed(&self) -> bool {
+        matches!(self, Verdict::Fail(_))
+    }
+
+    fn fail(message: impl Into<String>, origin: Origin) -> Self {
+        Verdict::Fail(Failure {
+            message: message.into(),
+            origin,
+        })
+    }
+}
+
+/// A failure that must be the lesson's, described as a problem when it is not: a check that
+/// fails because the harness broke proves nothing about the code under test.
+pub fn off_lesson(failure: &Failure) -> Option<String> {
+    match &failure.origin {
+        Origin::Check | Origin::Hang => None,
+        Origin::Died => Some(format!(
+            "the test process died instead of a check failing: {}",
+            failure.message
+        )),
+        Origin::Elsewhere(at) => Some(format!(
+            "the check failed outside its own assertions (at {at}), not for the lesson's reason:\n{}",
+            failure.message
+        )),
+    }
 }
 
 /// The outcome of running every check of one crate.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// `error[CODE]: message` lines of the first build that failed; empty if it compiled.
+    /// `error[CODE]: message` lines of the first build that failed.
     pub diagnostics: Vec<String>,
-    /// The compiler's rendered output for those errors, for the learner.
-    pub rendered: String,
+    /// Why the build failed, for the learner: the compiler's rendered errors, or cargo's own
+    /// reason when there is no compiler error (a broken manifest, a missing dependency).
+    pub build_error: Option<String>,
     /// Verdicts by check name, for every check the metadata declares, plus `lint`.
     pub verdicts: BTreeMap<String, Verdict>,
     /// Tests the binaries ran that the metadata does not declare.
@@ -50,7 +104,12 @@ pub struct Report {
 
 impl Report {
     pub fn compiled(&self) -> bool {
-        self.diagnostics.is_empty()
+        self.build_error.is_none()
+    }
+
+    /// The compiler's (or cargo's) account of a failed build.
+    pub fn rendered(&self) -> &str {
+        self.build_error.as_deref().unwrap_or_default()
     }
 
     pub fn all_passed(&self) -> bool {
@@ -71,8 +130,38 @@ fn binary_limit(checks: usize) -> Duration {
     Duration::from_secs(60 + 20 * checks as u64)
 }
 
-/// Builds and runs the checks of `package` (the exercise or its solution).
-pub fn run(root: &Path, meta: &Meta, package: &str) -> Result<Report> {
+/// Where a crate is built and its checks run.
+pub struct Place<'a> {
+    /// The workshop (the checks run from here, and snapshots are found from here).
+    pub root: &'a Path,
+    /// The cargo workspace that holds the package: the workshop, or the variants' scratch one.
+    pub workspace: &'a Path,
+    /// The target directory to build into, when not the workspace's own.
+    pub target_dir: Option<&'a Path>,
+}
+
+impl<'a> Place<'a> {
+    /// A package of the workshop itself.
+    pub fn workshop(root: &'a Path) -> Self {
+        Self {
+            root,
+            workspace: root,
+            target_dir: None,
+        }
+    }
+
+    fn cargo(&self) -> Command {
+        let mut command = Command::new(cargo());
+        command.current_dir(self.workspace).stdin(Stdio::null());
+        if let Some(dir) = self.target_dir {
+            command.env("CARGO_TARGET_DIR", dir);
+        }
+        command
+    }
+}
+
+/// Builds and runs the checks of `package` (the exercise, its solution or a variant).
+pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
     let mut report = Report::default();
     for target in meta.targets() {
         let names: Vec<&str> = meta
@@ -81,7 +170,7 @@ pub fn run(root: &Path, meta: &Meta, package: &str) -> Result<Report> {
             .filter(|c| c.target == target)
             .map(|c| c.name.as_str())
             .collect();
-        let build = build(root, package, &target)?;
+        let build = build(place, package, &target)?;
         report.cargo_output.push_str(&build.cargo_output);
         let Some(executable) = build.executable else {
             let why = if build.diagnostics.is_empty() {
@@ -89,9 +178,9 @@ pub fn run(root: &Path, meta: &Meta, package: &str) -> Result<Report> {
             } else {
                 "the crate does not compile".to_owned()
             };
-            if report.diagnostics.is_empty() {
+            if report.build_error.is_none() {
                 report.diagnostics = build.diagnostics;
-                report.rendered = build.rendered;
+                report.build_error = Some(build.rendered);
             }
             for name in names {
                 report
@@ -100,37 +189,34 @@ pub fn run(root: &Path, meta: &Meta, package: &str) -> Result<Report> {
             }
             continue;
         };
-        let outcome = run_binary(root, &executable, binary_limit(names.len()))?;
+        let outcome = run_binary(place.root, &executable, &names, binary_limit(names.len()))?;
         report.cargo_output.push_str(&outcome.raw);
         for name in &names {
-            let verdict = match outcome.results.get(*name) {
-                Some(verdict) => verdict.clone(),
-                None if outcome.stopped_after.is_some() => Verdict::Fail(format!(
-                    "this check did not finish: the test process was stopped after {} s. \
-                     A hang outside the check's own watchdog usually means a thread that never \
-                     yields (a blocking loop, a lock that is never released). What a failure of \
-                     this check means: {}",
-                    outcome.stopped_after.unwrap_or_default().as_secs(),
-                    meta.checks
-                        .iter()
-                        .find(|c| c.name == *name)
-                        .map_or("", |c| c.means.as_str())
-                )),
-                None => Verdict::NotRun(format!("no test named `{name}` in the `{target}` target")),
-            };
+            let verdict = outcome.results.get(*name).cloned().unwrap_or_else(|| {
+                Verdict::NotRun(format!("no test named `{name}` in the `{target}` target"))
+            });
             report.verdicts.insert((*name).to_owned(), verdict);
         }
-        report.undeclared.extend(
-            outcome
-                .results
-                .keys()
-                .filter(|name| !names.contains(&name.as_str()))
-                .map(|name| format!("{target}::{name}")),
-        );
+        for (name, verdict) in &outcome.results {
+            if names.contains(&name.as_str()) {
+                continue;
+            }
+            report.undeclared.push(format!("{target}::{name}"));
+            // A failing test nobody declared still means the crate's checks do not all pass.
+            if !verdict.passed() {
+                report.verdicts.insert(
+                    format!("{target}::{name}"),
+                    Verdict::fail(
+                        "a test the exercise does not declare failed (were the checks edited?)",
+                        Origin::Elsewhere(String::new()),
+                    ),
+                );
+            }
+        }
     }
     if let Some(lint) = &meta.lint {
         let verdict = if report.compiled() {
-            clippy(root, package, &lint.deny, &mut report.cargo_output)?
+            clippy(place, package, &lint.deny, &mut report.cargo_output)?
         } else {
             Verdict::NotRun("the crate does not compile".to_owned())
         };
@@ -156,9 +242,9 @@ fn target_flags(target: &str) -> Vec<&'static str> {
     }
 }
 
-fn build(root: &Path, package: &str, target: &str) -> Result<Build> {
-    let output = Command::new(cargo())
-        .current_dir(root)
+fn build(place: &Place, package: &str, target: &str) -> Result<Build> {
+    let output = place
+        .cargo()
         .args([
             "test",
             "--no-run",
@@ -169,15 +255,15 @@ fn build(root: &Path, package: &str, target: &str) -> Result<Build> {
             target,
         ])
         .args(target_flags(target))
-        .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running cargo test --no-run -p {package}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let mut build = Build {
         executable: None,
         diagnostics: Vec::new(),
         rendered: String::new(),
-        cargo_output: String::from_utf8_lossy(&output.stderr).into_owned(),
+        cargo_output: stderr.clone(),
     };
     for line in stdout.lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else {
@@ -204,8 +290,34 @@ fn build(root: &Path, package: &str, target: &str) -> Result<Build> {
     }
     if !output.status.success() {
         build.executable = None;
+        if build.rendered.is_empty() {
+            // No compiler error to show (a broken manifest, an unknown dependency): cargo's
+            // own reason is the only account of what went wrong.
+            build.rendered = cargo_errors(&stderr);
+        }
     }
     Ok(build)
+}
+
+/// cargo's `error:` paragraphs from its stderr, without the progress lines.
+fn cargo_errors(stderr: &str) -> String {
+    let mut kept = Vec::new();
+    let mut in_error = false;
+    for line in stderr.lines() {
+        if line.starts_with("error") {
+            in_error = true;
+        } else if !line.starts_with(' ') && !line.starts_with("Caused by") && !line.is_empty() {
+            in_error = false;
+        }
+        if in_error {
+            kept.push(line);
+        }
+    }
+    if kept.is_empty() {
+        stderr.trim_end().to_owned()
+    } else {
+        kept.join("\n")
+    }
 }
 
 /// `error[E0382]: use of moved value: `x``, or `error: message` when there is no code; `None`
@@ -243,9 +355,9 @@ pub fn compile_errors(root: &Path, package: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-fn clippy(root: &Path, package: &str, deny: &[String], log: &mut String) -> Result<Verdict> {
-    let mut command = Command::new(cargo());
-    command.current_dir(root).args([
+fn clippy(place: &Place, package: &str, deny: &[String], log: &mut String) -> Result<Verdict> {
+    let mut command = place.cargo();
+    command.args([
         "clippy",
         "--message-format=json",
         "--all-targets",
@@ -256,7 +368,7 @@ fn clippy(root: &Path, package: &str, deny: &[String], log: &mut String) -> Resu
     for lint in deny {
         command.args(["-D", lint]);
     }
-    let output = command.stdin(Stdio::null()).output().with_context(|| {
+    let output = command.output().with_context(|| {
         format!(
             "running cargo clippy -p {package} (is clippy installed? `rustup component add clippy`)"
         )
@@ -275,91 +387,286 @@ fn clippy(root: &Path, package: &str, deny: &[String], log: &mut String) -> Resu
     Ok(if output.status.success() {
         Verdict::Pass
     } else if rendered.is_empty() {
-        Verdict::Fail(String::from_utf8_lossy(&output.stderr).into_owned())
+        Verdict::fail(
+            cargo_errors(&String::from_utf8_lossy(&output.stderr)),
+            Origin::Elsewhere(String::new()),
+        )
     } else {
-        Verdict::Fail(rendered)
+        Verdict::fail(rendered, Origin::Check)
     })
 }
 
 struct BinaryOutcome {
     results: BTreeMap<String, Verdict>,
-    stopped_after: Option<Duration>,
     raw: String,
 }
 
-fn run_binary(root: &Path, executable: &Path, limit: Duration) -> Result<BinaryOutcome> {
-    let mut child = Command::new(executable)
+/// Runs a test binary and reads each check's verdict from libtest's log file, which the code
+/// under test cannot print into: a service that writes `test x ... ok` to stdout, or calls
+/// `exit(0)` halfway, does not pass. A process that dies before every check has a verdict is
+/// run again one check at a time, so the crash is pinned on the check that causes it.
+fn run_binary(
+    root: &Path,
+    executable: &Path,
+    names: &[&str],
+    limit: Duration,
+) -> Result<BinaryOutcome> {
+    let whole = run_process(root, executable, None, limit)?;
+    let mut raw = whole.raw.clone();
+    let mut results = whole.verdicts(None);
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| !results.contains_key(*name))
+        .collect();
+    if !whole.completed() {
+        if missing.len() == 1 || whole.stopped {
+            // Nothing to tell apart: it is this check (or a hang stopped them all).
+            for name in &missing {
+                results.insert((*name).to_owned(), whole.death(name));
+            }
+        } else {
+            for name in &missing {
+                let alone = run_process(root, executable, Some(name), limit)?;
+                raw.push_str(&alone.raw);
+                let verdict = alone
+                    .verdicts(Some(name))
+                    .remove(*name)
+                    .unwrap_or_else(|| alone.death(name));
+                results.insert((*name).to_owned(), verdict);
+            }
+        }
+        if missing.is_empty() {
+            // Every check logged a verdict, yet the process did not end as a test binary
+            // ends: something ran after the checks (a leftover thread calling `exit`).
+            results.insert(PROCESS.to_owned(), whole.death("the end of the test run"));
+        }
+    }
+    Ok(BinaryOutcome { results, raw })
+}
+
+/// The name under which a test process that ended abnormally is reported.
+pub const PROCESS: &str = "test process";
+
+/// One run of a test binary: every test, or just `only`.
+struct Process {
+    status: Option<std::process::ExitStatus>,
+    /// Stopped at the time limit.
+    stopped: bool,
+    limit: Duration,
+    log: String,
+    stdout: String,
+    raw: String,
+}
+
+impl Process {
+    /// The binary ran to its end and exited as libtest does: 0, or 101 for failures.
+    fn completed(&self) -> bool {
+        !self.stopped
+            && self
+                .status
+                .and_then(|s| s.code())
+                .is_some_and(|c| c == 0 || c == 101)
+            && self.stdout.lines().any(|l| l.starts_with("test result: "))
+    }
+
+    /// Verdicts from the log file (libtest writes a line when a test finishes; the code under
+    /// test cannot print into it), with failure messages from stdout.
+    fn verdicts(&self, only: Option<&str>) -> BTreeMap<String, Verdict> {
+        let messages = parse_libtest(&self.stdout);
+        let mut results = BTreeMap::new();
+        for line in self.log.lines() {
+            let Some((status, name)) = line.split_once(' ') else {
+                continue;
+            };
+            if only.is_some_and(|only| only != name) {
+                continue;
+            }
+            let verdict = match status {
+                "ok" => Verdict::Pass,
+                "failed" => messages
+                    .get(name)
+                    .cloned()
+                    .filter(Verdict::failed)
+                    .unwrap_or_else(|| Verdict::fail("", Origin::Check)),
+                "ignored" => Verdict::NotRun("ignored".to_owned()),
+                _ => continue,
+            };
+            results.insert(name.to_owned(), verdict);
+        }
+        results
+    }
+
+    /// What to say about a check that has no verdict because the process died or was stopped.
+    fn death(&self, name: &str) -> Verdict {
+        if self.stopped {
+            return Verdict::fail(
+                format!(
+                    "this check did not finish: the test process was stopped after {} s. A hang \
+                     outside the check's own watchdog usually means a thread that never yields \
+                     (a blocking loop, a lock that is never released).",
+                    self.limit.as_secs()
+                ),
+                Origin::Hang,
+            );
+        }
+        let tail = last_lines(&self.raw, 6);
+        let how = describe_exit(self.status, &self.raw);
+        Verdict::fail(
+            format!("the test process {how} while `{name}` was running.\n{tail}"),
+            Origin::Died,
+        )
+    }
+}
+
+fn run_process(
+    root: &Path,
+    executable: &Path,
+    only: Option<&str>,
+    limit: Duration,
+) -> Result<Process> {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let scratch = std::env::temp_dir().join(format!(
+        "xtask-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let log = scratch.join("log");
+    // Files, not pipes: a process the checked code started and left behind may hold its
+    // parent's stdout open forever, and a pipe would keep us reading until it exits.
+    let stdout_path = scratch.join("stdout");
+    let stderr_path = scratch.join("stderr");
+    let mut command = Command::new(executable);
+    command
         .current_dir(root)
+        .arg("--logfile")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&stdout_path)?)
+        .stderr(fs::File::create(&stderr_path)?);
+    if let Some(name) = only {
+        command.args(["--exact", name]);
+    }
+    clean_environment(&mut command, root);
+    own_process_group(&mut command);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", executable.display()))?;
+    let started = Instant::now();
+    let mut stopped = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            stopped = true;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Whatever the checked code started dies with the binary: nothing may outlive a check.
+    kill_group(&mut child);
+    let read =
+        |path: &Path| String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
+    let process = Process {
+        status,
+        stopped,
+        limit,
+        log: read(&log),
+        stdout: read(&stdout_path),
+        raw: format!("{}{}", read(&stdout_path), read(&stderr_path)),
+    };
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(process)
+}
+
+/// Variables that change how tests behave are the checks' business, not the environment's:
+/// `INSTA_FORCE_PASS` would pass every snapshot, `LOOM_MAX_PREEMPTIONS=0` would blind loom,
+/// `RUST_TEST_THREADS` or `TOKIO_WORKER_THREADS` would change the schedules the checks rely on.
+fn clean_environment(command: &mut Command, root: &Path) {
+    const PREFIXES: &[&str] = &["INSTA_", "RUST_TEST_", "LOOM_", "TOKIO_", "RUST_MIN_STACK"];
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if PREFIXES.iter().any(|p| key_text.starts_with(p)) || key_text == "CI" {
+            command.env_remove(&key);
+        }
+    }
+    command
         // Snapshots are compared, never written: a learner's run must not change the checks.
         .env("INSTA_UPDATE", "no")
         .env("INSTA_WORKSPACE_ROOT", root)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", executable.display()))?;
-    let stdout = reader(child.stdout.take());
-    let stderr = reader(child.stderr.take());
-    let started = Instant::now();
-    let mut stopped_after = None;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if started.elapsed() > limit {
-            // A check that hangs outside its watchdog: stop the binary, keep what finished.
-            let _ = child.kill();
-            let _ = child.wait();
-            stopped_after = Some(limit);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = stdout.join().unwrap_or_default();
-    let err = stderr.join().unwrap_or_default();
-    Ok(BinaryOutcome {
-        results: parse_libtest(&out),
-        stopped_after,
-        raw: format!("{out}{err}"),
-    })
+        .env("RUST_BACKTRACE", "0");
 }
 
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).into_owned();
+#[cfg(unix)]
+fn own_process_group(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+}
+
+#[cfg(not(unix))]
+fn own_process_group(_command: &mut Command) {}
+
+/// Stops the test binary and every process in its group.
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        // The group's id is the binary's pid (`process_group(0)`); `kill` is in every unix.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// "crashed with a stack overflow", "called exit(3)", ...: how a test process ended early.
+fn describe_exit(status: Option<std::process::ExitStatus>, output: &str) -> String {
+    if output.contains("has overflowed its stack") {
+        return "crashed with a stack overflow (unbounded recursion?)".to_owned();
+    }
+    if output.contains("memory allocation of") && output.contains("failed") {
+        return "ran out of memory".to_owned();
+    }
+    let Some(status) = status else {
+        return "was stopped".to_owned();
+    };
+    if let Some(code) = status.code() {
+        return format!("exited with code {code} (something called `std::process::exit({code})`)");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                6 => "SIGABRT: the process aborted (a panic while panicking, or `abort()`)",
+                9 => "SIGKILL: killed from outside, often by the out-of-memory killer",
+                11 => "SIGSEGV: a segmentation fault",
+                15 => "SIGTERM",
+                _ => "a signal",
+            };
+            return format!("was killed by signal {signal} ({name})");
         }
-        text
-    })
+    }
+    format!("ended abnormally ({status})")
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-/// Reads libtest's plain output: `test NAME ... ok|FAILED|ignored` lines, then the captured
-/// output of each failure between `---- NAME stdout ----` markers.
+/// Reads the failures out of libtest's plain output: the captured output of each failed test
+/// between `---- NAME stdout ----` markers. (Which tests passed comes from the log file.)
 pub fn parse_libtest(out: &str) -> BTreeMap<String, Verdict> {
     let mut results = BTreeMap::new();
-    for line in out.lines() {
-        let Some(rest) = line.strip_prefix("test ") else {
-            continue;
-        };
-        let Some((name, status)) = rest.rsplit_once(" ... ") else {
-            continue;
-        };
-        let verdict = match status.trim() {
-            "ok" => Verdict::Pass,
-            "FAILED" => Verdict::Fail(String::new()),
-            s if s.starts_with("ignored") => Verdict::NotRun("ignored".to_owned()),
-            _ => continue,
-        };
-        results.insert(name.to_owned(), verdict);
-    }
     let mut current: Option<(String, String)> = None;
     let finish = |current: &mut Option<(String, String)>,
                   results: &mut BTreeMap<String, Verdict>| {
@@ -385,18 +692,47 @@ pub fn parse_libtest(out: &str) -> BTreeMap<String, Verdict> {
     results
 }
 
-/// Keeps what a learner needs from a failure's output: the panic message (and an insta diff),
-/// without thread ids, source locations inside dependencies or backtrace notes.
-fn clean_failure(text: &str) -> String {
+/// Where a panic happened, from libtest's `thread 'x' (12) panicked at PATH:LINE:COL:` line.
+fn panic_location(line: &str) -> Option<&str> {
+    if !line.starts_with("thread '") {
+        return None;
+    }
+    let at = line.split_once(" panicked at ")?.1;
+    Some(at.strip_suffix(':').unwrap_or(at))
+}
+
+/// The learner's own code: an exercise's (or a variant's) `src/`.
+fn is_learner_code(location: &str) -> bool {
+    let path = location.replace('\\', "/");
+    path.contains("/src/")
+        && (path.starts_with("exercises/")
+            || path.starts_with("src/")
+            || path.contains("/variants/")
+            || path.contains("/exercises/"))
+}
+
+/// Keeps what a learner needs from a failure's output: the check's message (and an insta diff),
+/// where the learner's own code panicked, and nothing of thread ids, backtrace notes or insta's
+/// advice to run its own tool (a snapshot here is the lesson's expectation, never updated).
+fn clean_failure(text: &str) -> Failure {
     let mut kept = Vec::new();
+    let mut last_panic: Option<String> = None;
     for line in text.lines() {
-        if line.starts_with("note: run with `RUST_BACKTRACE") {
+        if line.starts_with("note: run with `RUST_BACKTRACE")
+            || line.contains("cargo insta")
+            || line.contains("INSTA_")
+            || line.starts_with("Stopped on the first failure")
+        {
             continue;
         }
-        if line.starts_with("thread '") && line.contains("panicked at") {
+        if let Some(location) = panic_location(line) {
+            if is_learner_code(location) {
+                kept.push(format!("your code panicked at {}:", short_path(location)));
+            }
+            last_panic = Some(location.to_owned());
             continue;
         }
-        kept.push(line);
+        kept.push(line.to_owned());
     }
     while kept.last().is_some_and(|l| l.trim().is_empty()) {
         kept.pop();
@@ -404,7 +740,25 @@ fn clean_failure(text: &str) -> String {
     while kept.first().is_some_and(|l| l.trim().is_empty()) {
         kept.remove(0);
     }
-    kept.join("\n")
+    let origin = match last_panic {
+        None => Origin::Check,
+        Some(at) if at.contains("watchdog.rs") => Origin::Hang,
+        Some(at) if at.replace('\\', "/").contains("/tests/") => Origin::Check,
+        Some(at) => Origin::Elsewhere(short_path(&at)),
+    };
+    Failure {
+        message: kept.join("\n"),
+        origin,
+    }
+}
+
+/// `src/lib.rs:12:5` rather than an absolute path into a scratch crate.
+fn short_path(location: &str) -> String {
+    let path = location.replace('\\', "/");
+    match path.rfind("/src/") {
+        Some(i) if is_learner_code(&path) => path[i + 1..].to_owned(),
+        _ => path,
+    }
 }
 
 #[cfg(test)]
@@ -435,15 +789,46 @@ test result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; 
 ";
 
     #[test]
-    fn parses_verdicts_and_failure_messages() {
+    fn parses_failure_messages() {
         let results = parse_libtest(OUTPUT);
-        assert_eq!(results["b"], Verdict::Pass);
-        assert_eq!(results["c"], Verdict::NotRun("ignored".to_owned()));
+        assert_eq!(
+            results.len(),
+            1,
+            "passes come from the log file, not stdout"
+        );
         assert_eq!(
             results["a"],
-            Verdict::Fail(
-                "assertion `left == right` failed: one connection carried three requests\n  left: \"1\"\n right: \"3\"".to_owned()
+            Verdict::fail(
+                "assertion `left == right` failed: one connection carried three requests\n  left: \"1\"\n right: \"3\"",
+                Origin::Check
             )
         );
+    }
+
+    #[test]
+    fn a_panic_in_the_learners_code_is_located_and_the_origin_is_the_last_panic() {
+        let text =
+            "thread 'tokio-runtime-worker' (9) panicked at exercises/junior/x/src/lib.rs:40:18:
+called `Option::unwrap()` on a `None` value
+thread 'a' (8) panicked at harness/src/server.rs:12:5:
+the server did not start
+";
+        let failure = clean_failure(text);
+        assert_eq!(
+            failure.message,
+            "your code panicked at src/lib.rs:40:18:\ncalled `Option::unwrap()` on a `None` value\nthe server did not start"
+        );
+        assert_eq!(
+            failure.origin,
+            Origin::Elsewhere("harness/src/server.rs:12:5".to_owned())
+        );
+    }
+
+    #[test]
+    fn insta_advice_is_dropped() {
+        let failure = clean_failure(
+            "Snapshot: transcript\n-old\n+new\nTo update snapshots run `cargo insta review`\n",
+        );
+        assert_eq!(failure.message, "Snapshot: transcript\n-old\n+new");
     }
 }

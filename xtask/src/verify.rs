@@ -4,7 +4,9 @@
 //! compile-fail exercise with exactly the declared diagnostics) and its solution passes every
 //! check. Then the lessons: their tests pass and their compile-fail cases still fail with the
 //! recorded diagnostics. Then the book builds with every include and link resolving.
-//! `--repeat N` runs every verdict N times, to expose flaky checks.
+//! Each exercise's maintainer variants: every half-fix fails the checks it names, every right
+//! fix passes every check. `--repeat N` runs every verdict N times, to expose flaky checks
+//! (the variants half as often, rounded up: they are many, and each is built once).
 
 use std::fs;
 use std::path::Path;
@@ -14,8 +16,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::book;
-use crate::runner::{self, Report, Verdict};
+use crate::runner::{self, Place, Report, Verdict};
 use crate::seal;
+use crate::variants::{self, Variants};
 use crate::workshop::{Exercise, Workshop};
 
 pub struct Options {
@@ -44,24 +47,57 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
             .map(|id| workshop.find(id))
             .collect::<Result<_>>()?
     };
+    let declared: Vec<(&Exercise, Variants)> = exercises
+        .iter()
+        .map(|e| Ok((*e, variants::load(workshop, e)?)))
+        .collect::<Result<_>>()?;
+    let declared_refs: Vec<(&Exercise, &Variants)> =
+        declared.iter().map(|(e, v)| (*e, v)).collect();
+    let built = variants::materialise(workshop, &declared_refs)?;
+    let scratch = variants::scratch_root(workshop);
+    let target = target_dir(workshop);
+    let variant_place = Place {
+        root: &workshop.root,
+        workspace: &scratch,
+        target_dir: Some(&target),
+    };
+    let variant_rounds = variant_rounds(options.repeat);
     for round in 1..=options.repeat {
         section(&format!("exercises, round {round} of {}", options.repeat));
         for exercise in &exercises {
             let t = Instant::now();
             let found = exercise_problems(workshop, exercise)?;
-            let verdict = if found.is_empty() { "ok" } else { "FAILED" };
-            println!(
-                "  {:<4} {:<24} {verdict} ({:.1} s)",
-                exercise.meta.id,
-                exercise.meta.slug,
-                t.elapsed().as_secs_f64()
+            report_unit(
+                &mut tally,
+                &exercise.meta.id,
+                &exercise.meta.slug,
+                round,
+                t,
+                found,
             );
-            tally.unit(
-                found
-                    .into_iter()
-                    .map(|p| format!("{} (round {round}): {p}", exercise.meta.id))
-                    .collect(),
-            );
+        }
+        if round > variant_rounds {
+            continue;
+        }
+        section(&format!(
+            "half-fixes and right fixes, round {round} of {variant_rounds}"
+        ));
+        for (exercise, variants) in &built {
+            for variant in variants {
+                let t = Instant::now();
+                let report = runner::run(&variant_place, &exercise.meta, &variant.package)?;
+                let found = variants::judge(variant, &report);
+                let label = format!(
+                    "{} {}",
+                    if variant.caught_by.is_some() {
+                        "half"
+                    } else {
+                        "right"
+                    },
+                    variant.name
+                );
+                report_unit(&mut tally, &exercise.meta.id, &label, round, t, found);
+            }
         }
     }
 
@@ -116,6 +152,41 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
     }
 }
 
+/// Variants run half as many rounds as the exercises, rounded up, and never fewer than one.
+fn variant_rounds(repeat: usize) -> usize {
+    repeat.div_ceil(2).max(1)
+}
+
+/// The main workspace's target directory, shared with the variants' scratch workspace.
+fn target_dir(workshop: &Workshop) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .map(|dir| workshop.root.join(dir))
+        .unwrap_or_else(|| workshop.path("target"))
+}
+
+/// Prints one line of verdict and counts it.
+fn report_unit(
+    tally: &mut Tally,
+    id: &str,
+    label: &str,
+    round: usize,
+    started: Instant,
+    found: Vec<String>,
+) {
+    let verdict = if found.is_empty() { "ok" } else { "FAILED" };
+    println!(
+        "  {id:<4} {label:<40} {verdict} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    tally.unit(
+        found
+            .into_iter()
+            .map(|p| format!("{id} (round {round}): {p}"))
+            .collect(),
+    );
+}
+
 #[derive(Default)]
 struct Tally {
     passed: usize,
@@ -158,6 +229,10 @@ fn structure(workshop: &Workshop) -> Result<Vec<String>> {
             }
         }
     }
+    for e in &workshop.exercises {
+        let declared = variants::load(workshop, e)?;
+        problems.extend(variants::problems(workshop, e, &declared));
+    }
     let stale = seal::stale(workshop)?;
     if !stale.is_empty() {
         problems.push(format!(
@@ -176,7 +251,8 @@ fn structure(workshop: &Workshop) -> Result<Vec<String>> {
 /// Everything wrong with one exercise and its solution, as sentences.
 pub fn exercise_problems(workshop: &Workshop, e: &Exercise) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let given = runner::run(&workshop.root, &e.meta, &e.package())?;
+    let place = Place::workshop(&workshop.root);
+    let given = runner::run(&place, &e.meta, &e.package())?;
     problems.extend(undeclared(&given));
     match &e.meta.compile_fail {
         Some(cf) => {
@@ -196,19 +272,20 @@ pub fn exercise_problems(workshop: &Workshop, e: &Exercise) -> Result<Vec<String
             if !given.compiled() {
                 problems.push(format!(
                     "the untouched exercise does not compile:\n{}",
-                    given.rendered
+                    given.rendered()
                 ));
             }
             for check in &e.meta.checks {
                 match (check.fails_on_bug, given.verdicts.get(&check.name)) {
-                    (true, Some(Verdict::Fail(_))) | (false, Some(Verdict::Pass)) => {}
+                    (true, Some(Verdict::Fail(f))) => problems.extend(runner::off_lesson(f)),
+                    (false, Some(Verdict::Pass)) => {}
                     (true, Some(Verdict::Pass)) => problems.push(format!(
                         "`{}` passes on the planted bug; it must fail",
                         check.name
                     )),
-                    (false, Some(Verdict::Fail(m))) => problems.push(format!(
-                        "`{}` fails on the untouched exercise but is declared to pass:\n{m}",
-                        check.name
+                    (false, Some(Verdict::Fail(f))) => problems.push(format!(
+                        "`{}` fails on the untouched exercise but is declared to pass:\n{}",
+                        check.name, f.message
                     )),
                     (_, other) => problems.push(format!(
                         "`{}` did not run on the exercise: {other:?}",
@@ -228,18 +305,20 @@ pub fn exercise_problems(workshop: &Workshop, e: &Exercise) -> Result<Vec<String
         }
     }
 
-    let solved = runner::run(&workshop.root, &e.meta, &e.solution_package())?;
+    let solved = runner::run(&place, &e.meta, &e.solution_package())?;
     problems.extend(undeclared(&solved));
     if !solved.compiled() {
         problems.push(format!(
             "the solution does not compile:\n{}",
-            solved.rendered
+            solved.rendered()
         ));
     } else {
         for (name, verdict) in &solved.verdicts {
             match verdict {
                 Verdict::Pass => {}
-                Verdict::Fail(m) => problems.push(format!("the solution fails `{name}`:\n{m}")),
+                Verdict::Fail(f) => {
+                    problems.push(format!("the solution fails `{name}`:\n{}", f.message))
+                }
                 Verdict::NotRun(why) => {
                     problems.push(format!("`{name}` did not run on the solution: {why}"))
                 }
