@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use crate::progress::Progress;
 use crate::runner::{self, Origin, Place, Report, Verdict};
 use crate::seal;
-use crate::workshop::{Exercise, LEVELS, Workshop};
+use crate::workshop::{Exercise, LEVELS, Workshop, target_dir};
 
 /// `cargo xtask` with no verb: where the learner stands and what to do next.
 pub fn overview(workshop: &Workshop) -> Result<()> {
@@ -129,8 +129,14 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
                 .map(|m| format!("  {m}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            exercise.dir.join("tests").display()
+            modified.join(" ")
         );
+        if modified.iter().any(|m| m.ends_with("Cargo.toml")) {
+            eprintln!(
+                "Of Cargo.toml only what decides the checks is recorded (test targets, features, \
+                 dev-dependencies, lints, edition): adding a [dependencies] line is fine."
+            );
+        }
         return Ok(false);
     }
     println!(
@@ -153,6 +159,9 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
     } else {
         println!("  building and running the checks...");
     }
+    if exercise.meta.lint.is_some() && !clippy_ready(&workshop.root) {
+        println!("  then clippy, whose first run checks every dependency once (about a minute)...");
+    }
     let report = runner::run(
         &Place::workshop(&workshop.root),
         &exercise.meta,
@@ -161,11 +170,18 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
     if verbose {
         println!("{}", report.cargo_output);
     }
+    if report
+        .verdicts
+        .get("lint")
+        .is_some_and(|v| !matches!(v, Verdict::NotRun(_)))
+    {
+        let _ = fs::write(target_dir(&workshop.root).join(CLIPPY_READY), "");
+    }
     print!("{}", render(exercise, &report));
     let passed = report.all_passed();
     let mut progress = Progress::load(&workshop.root)?;
     progress.entry(&exercise.meta.id).solved = passed;
-    progress.save()?;
+    progress.save_or_warn();
     if passed {
         match first_unsolved(workshop, &progress) {
             Some(next) => println!(
@@ -178,6 +194,13 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
     Ok(passed)
 }
 
+/// Left in the target directory once clippy has run, so only its first run is announced.
+const CLIPPY_READY: &str = "debug/.xtask-clippy-ready";
+
+fn clippy_ready(root: &Path) -> bool {
+    target_dir(root).join(CLIPPY_READY).exists()
+}
+
 /// Whether the dependencies have never been built, so the learner knows why the first check
 /// takes a minute instead of a second.
 fn first_build(root: &Path, profile: &str) -> bool {
@@ -185,10 +208,7 @@ fn first_build(root: &Path, profile: &str) -> bool {
     if !lock.contains("name = \"tokio\"") {
         return false;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let built = fs::read_dir(target.join(profile).join(".fingerprint"))
+    let built = fs::read_dir(target_dir(root).join(profile).join(".fingerprint"))
         .map(|entries| {
             entries
                 .flatten()
@@ -252,11 +272,19 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
         };
         let _ = writeln!(out, "  {said}:");
         let _ = writeln!(out, "{}", indent(&cut(report.rendered()), "    "));
-        let _ = writeln!(
-            out,
-            "  Next: read hint 1 (`cargo xtask hint {id} 1`), edit {}, and run `cargo xtask check {id}` again.",
-            source.display()
-        );
+        if report.diagnostics.is_empty() {
+            // Not the code: a manifest or the build itself is broken.
+            let _ = writeln!(
+                out,
+                "  Next: fix what cargo reports (often a line added to a Cargo.toml), or restore the exercise with `cargo xtask reset {id}` (it discards your changes to it)."
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  Next: read hint 1 (`cargo xtask hint {id} 1`), edit {}, and run `cargo xtask check {id}` again.",
+                source.display()
+            );
+        }
         return out;
     }
     let total = rows.len() + usize::from(compiles_row);
@@ -378,7 +406,7 @@ pub fn hint(workshop: &Workshop, exercise: &Exercise, upto: Option<usize>) -> Re
         None => (entry.hints_seen + 1).min(hints.len()),
     };
     let seen = entry.hints_seen;
-    progress.save()?;
+    progress.save_or_warn();
     println!(
         "{} · {}: hint {seen} of {}\n",
         exercise.meta.id,
@@ -402,23 +430,30 @@ pub fn hint(workshop: &Workshop, exercise: &Exercise, upto: Option<usize>) -> Re
     Ok(())
 }
 
-/// `cargo xtask reset ID`: the exercise's code as last committed, and its progress cleared.
+/// `cargo xtask reset ID`: the exercise's folder as last committed (files the learner added
+/// removed too), and its progress cleared.
 pub fn reset(workshop: &Workshop, exercise: &Exercise) -> Result<()> {
-    let status = Command::new("git")
-        .current_dir(&workshop.root)
-        .args(["checkout", "HEAD", "--"])
-        .arg(&exercise.dir)
-        .status()
-        .context("running git checkout (is git installed?)")?;
-    if !status.success() {
-        bail!(
-            "git could not restore {}; is this a git clone of the workshop?",
-            exercise.dir.display()
-        );
+    for args in [
+        &["checkout", "HEAD", "--"][..],
+        &["clean", "-fdq", "--"][..],
+    ] {
+        let status = Command::new("git")
+            .current_dir(&workshop.root)
+            .args(args)
+            .arg(&exercise.dir)
+            .status()
+            .with_context(|| format!("running git {} (is git installed?)", args[0]))?;
+        if !status.success() {
+            bail!(
+                "git {} could not restore {}; is this a git clone of the workshop?",
+                args[0],
+                exercise.dir.display()
+            );
+        }
     }
     let mut progress = Progress::load(&workshop.root)?;
     progress.exercises.remove(&exercise.meta.id);
-    progress.save()?;
+    progress.save_or_warn();
     println!(
         "{} restored to the last committed version; its hints and status are reset.",
         exercise.dir.display()
@@ -449,6 +484,8 @@ pub fn solution(workshop: &Workshop, exercise: &Exercise) -> Result<()> {
 pub fn watch(workshop: &Workshop, id: Option<&str>, verbose: bool) -> Result<()> {
     let mut exercise = pick(workshop, id)?.clone();
     loop {
+        // Stamped before the check: a save while it runs is a change to check again.
+        let before = stamp(&workshop.path(&exercise.dir));
         let passed = check(workshop, &exercise, verbose)?;
         if passed {
             let progress = Progress::load(&workshop.root)?;
@@ -465,15 +502,15 @@ pub fn watch(workshop: &Workshop, id: Option<&str>, verbose: bool) -> Result<()>
             "\nWatching {} for changes. Press Ctrl-C to stop.",
             exercise.dir.join("src").display()
         );
-        wait_for_change(&workshop.path(&exercise.dir))?;
+        wait_for_change(&workshop.path(&exercise.dir), before)?;
         println!("\n--- change detected ---\n");
     }
 }
 
-/// Blocks until a file under `dir/src` or `dir/Cargo.toml` changes. Polling keeps the runner
-/// free of a file-watching dependency; twice a second is well below what a save feels like.
-fn wait_for_change(dir: &Path) -> Result<()> {
-    let before = stamp(dir);
+/// Blocks until a file of the exercise differs from `before`: its sources, its checks (restored
+/// after an edit), its manifest or metadata. Polling keeps the runner free of a file-watching
+/// dependency; twice a second is well below what a save feels like.
+fn wait_for_change(dir: &Path, before: Vec<(PathBuf, Option<SystemTime>)>) -> Result<()> {
     loop {
         std::thread::sleep(Duration::from_millis(400));
         if stamp(dir) != before {
@@ -483,14 +520,14 @@ fn wait_for_change(dir: &Path) -> Result<()> {
 }
 
 fn stamp(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {
-    let mut files = vec![dir.join("Cargo.toml")];
-    let mut stack = vec![dir.join("src")];
+    let mut files = vec![dir.join("Cargo.toml"), dir.join("exercise.toml")];
+    let mut stack = vec![dir.join("src"), dir.join("tests")];
     while let Some(d) = stack.pop() {
         for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !seal::ignored(&path) {
                 files.push(path);
             }
         }

@@ -76,10 +76,13 @@ impl Meta {
     pub fn read(path: &Path) -> Result<Self> {
         let text =
             fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let meta: Meta =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        meta.validate()
-            .with_context(|| format!("in {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and validates the text of an `exercise.toml`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let meta: Meta = toml::from_str(text).context("parsing")?;
+        meta.validate()?;
         Ok(meta)
     }
 

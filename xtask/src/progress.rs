@@ -52,7 +52,23 @@ impl Progress {
             Ok(text) => toml::from_str(&text).with_context(|| {
                 format!("{} is damaged; delete it to start over", path.display())
             })?,
-            Err(_) => Progress::default(),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Progress::default()
+            }
+            // Never start over silently: the learner's record of solved exercises is in there.
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "reading {} (it must be UTF-8 text; fix or delete it to start over)",
+                        path.display()
+                    )
+                });
+            }
         };
         progress.path = path;
         Ok(progress)
@@ -64,6 +80,14 @@ impl Progress {
         }
         let text = toml::to_string(self).context("serialising progress")?;
         fs::write(&self.path, text).with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    /// Saves, or warns that it could not (a read-only checkout): what the learner asked for
+    /// was shown already and matters more than the record of it.
+    pub fn save_or_warn(&self) {
+        if let Err(error) = self.save() {
+            eprintln!("note: your progress was not saved: {error:#}");
+        }
     }
 
     pub fn get(&self, id: &str) -> ExerciseProgress {

@@ -299,24 +299,22 @@ fn build(place: &Place, package: &str, target: &str) -> Result<Build> {
     Ok(build)
 }
 
-/// cargo's `error:` paragraphs from its stderr, without the progress lines.
+/// cargo's account of a failure: its stderr from the first `error` line, without the
+/// progress lines (`   Compiling x`) and warnings around it.
 fn cargo_errors(stderr: &str) -> String {
-    let mut kept = Vec::new();
-    let mut in_error = false;
-    for line in stderr.lines() {
-        if line.starts_with("error") {
-            in_error = true;
-        } else if !line.starts_with(' ') && !line.starts_with("Caused by") && !line.is_empty() {
-            in_error = false;
-        }
-        if in_error {
-            kept.push(line);
-        }
-    }
+    let progress = |line: &str| {
+        let trimmed = line.trim_start();
+        line.starts_with("  ") && trimmed.starts_with(|c: char| c.is_ascii_uppercase())
+    };
+    let kept: Vec<&str> = stderr
+        .lines()
+        .skip_while(|line| !line.starts_with("error"))
+        .filter(|line| !progress(line))
+        .collect();
     if kept.is_empty() {
         stderr.trim_end().to_owned()
     } else {
-        kept.join("\n")
+        kept.join("\n").trim_end().to_owned()
     }
 }
 

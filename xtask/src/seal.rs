@@ -1,8 +1,14 @@
-//! `exercises/CHECKSUMS`: a record of every check file, so the runner can tell a learner that
-//! the checks of an exercise were modified (a check that was edited to pass proves nothing).
+//! `exercises/CHECKSUMS`: a record of everything that decides an exercise's verdict, so the
+//! runner can tell a learner which of it was modified (a check edited to pass proves nothing).
 //!
-//! The hash is FNV-1a over the file's bytes: this detects accidents and shortcuts, it is not a
-//! defence against someone determined to cheat themselves.
+//! Recorded per exercise: every file under `tests/` (checks and snapshots), `exercise.toml`
+//! (which checks exist and what they must do), and the parts of `Cargo.toml` that decide what
+//! runs as a check (test targets, features, dev-dependencies, lints, edition). The learner's own
+//! `[dependencies]` are not recorded: adding one the workspace already has is allowed.
+//!
+//! The hash is FNV-1a over the text with line endings normalised (a Windows checkout with
+//! `core.autocrlf` has the same checks). It detects accidents and shortcuts; it is not a defence
+//! against someone determined to cheat themselves.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,19 +30,71 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The files that make up an exercise's checks: everything under `tests/` except insta's
-/// pending files.
+/// pending files and the files editors leave behind, then `exercise.toml` and `Cargo.toml`.
 fn check_files(root: &Path, exercise: &Exercise) -> Vec<PathBuf> {
     let mut files = Vec::new();
     collect(&root.join(&exercise.dir).join("tests"), &mut files);
-    files.retain(|f| {
-        let name = f.to_string_lossy();
-        !name.ends_with(".snap.new") && !name.ends_with(".pending-snap")
-    });
+    files.retain(|f| !ignored(f));
     files.sort();
+    files.push(root.join(&exercise.dir).join("exercise.toml"));
+    files.push(root.join(&exercise.dir).join(MANIFEST));
     files
         .into_iter()
         .map(|f| f.strip_prefix(root).map(Path::to_path_buf).unwrap_or(f))
         .collect()
+}
+
+const MANIFEST: &str = "Cargo.toml";
+
+/// insta's pending snapshots and editors' swap, backup and metadata files.
+pub fn ignored(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    name.ends_with(".snap.new")
+        || name.ends_with(".pending-snap")
+        || name.ends_with(".swp")
+        || name.ends_with(".swo")
+        || name.ends_with('~')
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#'))
+        || name == ".DS_Store"
+}
+
+/// What is hashed of a file: its text with CRLF line endings as LF, and of a manifest only
+/// the tables that decide what runs as a check. `None` when there is nothing to compare (a
+/// manifest that does not parse: cargo reports that itself, and nothing builds).
+fn hashed_text(path: &Path, bytes: &[u8]) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n");
+    if path.file_name().is_some_and(|n| n == MANIFEST) {
+        let manifest: toml::Table = toml::from_str(&text).ok()?;
+        let mut kept = toml::Table::new();
+        for key in [
+            "lib",
+            "test",
+            "bench",
+            "features",
+            "dev-dependencies",
+            "build-dependencies",
+            "target",
+            "lints",
+        ] {
+            if let Some(value) = manifest.get(key) {
+                kept.insert(key.to_owned(), value.clone());
+            }
+        }
+        if let Some(toml::Value::Table(package)) = manifest.get("package") {
+            for key in ["edition", "build", "autotests", "autolib", "links"] {
+                if let Some(value) = package.get(key) {
+                    kept.insert(format!("package.{key}"), value.clone());
+                }
+            }
+        }
+        return toml::to_string(&kept).ok().map(String::into_bytes);
+    }
+    Some(text.into_bytes())
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -61,12 +119,19 @@ fn current<'a>(
     let mut sums = BTreeMap::new();
     for exercise in exercises {
         for file in check_files(&workshop.root, exercise) {
-            let bytes = fs::read(workshop.path(&file))
-                .with_context(|| format!("reading {}", file.display()))?;
-            sums.insert(
-                file.to_string_lossy().replace('\\', "/"),
-                format!("{:016x}", fnv1a(&bytes)),
-            );
+            let key = file.to_string_lossy().replace('\\', "/");
+            let bytes = match fs::read(workshop.path(&file)) {
+                Ok(bytes) => bytes,
+                // A file that is gone is a difference to report, not an error.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    return Err(error).with_context(|| format!("reading {}", file.display()));
+                }
+            };
+            match hashed_text(&file, &bytes) {
+                Some(text) => sums.insert(key, format!("{:016x}", fnv1a(&text))),
+                None => sums.insert(key, UNREADABLE.to_owned()),
+            };
         }
     }
     Ok(sums)
@@ -86,7 +151,7 @@ fn recorded(workshop: &Workshop) -> BTreeMap<String, String> {
 pub fn seal(workshop: &Workshop) -> Result<usize> {
     let sums = current(workshop, &workshop.exercises)?;
     let mut text = String::from(
-        "# Hashes of every check file, so `cargo xtask check` can tell when checks were edited.\n\
+        "# Hashes of what decides each exercise's verdict, so `cargo xtask check` can tell when it was edited.\n\
          # Maintainers: regenerate with `cargo xtask seal` after changing checks.\n",
     );
     for (path, hash) in &sums {
@@ -112,10 +177,14 @@ pub fn stale(workshop: &Workshop) -> Result<Vec<String>> {
     Ok(differences(&now, &recorded(workshop)))
 }
 
+/// Stands for a manifest that does not parse: cargo says why, so it is not reported as edited.
+const UNREADABLE: &str = "unreadable";
+
 /// Paths whose hash changed, that are new, or that are gone.
 fn differences(now: &BTreeMap<String, String>, then: &BTreeMap<String, String>) -> Vec<String> {
     let mut changed: Vec<String> = now
         .iter()
+        .filter(|(_, hash)| *hash != UNREADABLE)
         .filter(|(path, hash)| then.get(*path) != Some(*hash))
         .map(|(path, _)| path.clone())
         .collect();

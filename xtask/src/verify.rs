@@ -55,7 +55,8 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
         declared.iter().map(|(e, v)| (*e, v)).collect();
     let built = variants::materialise(workshop, &declared_refs)?;
     let scratch = variants::scratch_root(workshop);
-    let target = target_dir(workshop);
+    // The main target directory: the variants reuse the dependencies built for the exercises.
+    let target = crate::workshop::target_dir(&workshop.root);
     let variant_place = Place {
         root: &workshop.root,
         workspace: &scratch,
@@ -116,12 +117,28 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
             &["fmt", "--all", "--check"],
             "cargo fmt --check",
         )?);
+        tally.unit(cargo_ok(
+            &workshop.root,
+            &with_runner(&["fmt", "--check"]),
+            "cargo fmt --check (runner)",
+        )?);
+        tally.unit(rustfmt_variants(workshop)?);
         tally.unit(clippy(workshop)?);
+        tally.unit(cargo_ok(
+            &workshop.root,
+            &with_runner(&["clippy", "-q", "--all-targets", "--", "-D", "warnings"]),
+            "cargo clippy -D warnings (runner)",
+        )?);
         section("runner and harness tests");
         tally.unit(cargo_ok(
             &workshop.root,
-            &["test", "-q", "-p", "harness", "-p", "xtask"],
-            "tests of harness and xtask",
+            &["test", "-q", "-p", "harness"],
+            "tests of the harness",
+        )?);
+        tally.unit(cargo_ok(
+            &workshop.root,
+            &with_runner(&["test", "-q"]),
+            "tests of the runner",
         )?);
         if !options.skip_book {
             section("book");
@@ -155,14 +172,6 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
 /// Variants run half as many rounds as the exercises, rounded up, and never fewer than one.
 fn variant_rounds(repeat: usize) -> usize {
     repeat.div_ceil(2).max(1)
-}
-
-/// The main workspace's target directory, shared with the variants' scratch workspace.
-fn target_dir(workshop: &Workshop) -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .map(|dir| workshop.root.join(dir))
-        .unwrap_or_else(|| workshop.path("target"))
 }
 
 /// Prints one line of verdict and counts it.
@@ -336,11 +345,65 @@ fn undeclared(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// A cargo command for the runner's own workspace (`xtask/`), built where `cargo xtask` builds.
+fn with_runner<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let mut full = args[..split].to_vec();
+    full.extend(["--manifest-path", "xtask/Cargo.toml"]);
+    if args[0] != "fmt" {
+        full.extend(["--target-dir", "target/xtask"]);
+    }
+    full.extend(&args[split..]);
+    full
+}
+
+/// The variants are not part of any crate that `cargo fmt` walks: format-check them directly.
+fn rustfmt_variants(workshop: &Workshop) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for exercise in &workshop.exercises {
+        collect_rs(
+            &workshop.path(exercise.solution_dir.join("variants")),
+            &mut files,
+        );
+    }
+    if files.is_empty() {
+        return Ok(vec![]);
+    }
+    let output = Command::new("rustfmt")
+        .current_dir(&workshop.root)
+        .args(["--check", "--edition", "2024"])
+        .args(&files)
+        .stdin(Stdio::null())
+        .output()
+        .context("running rustfmt (`rustup component add rustfmt`)")?;
+    if output.status.success() {
+        println!("  rustfmt --check (variants): ok");
+        Ok(vec![])
+    } else {
+        println!("  rustfmt --check (variants): FAILED");
+        Ok(vec![format!(
+            "variants are not formatted (run rustfmt --edition 2024 on them):\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )])
+    }
+}
+
+fn collect_rs(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_rs(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
 /// Clippy with warnings denied on everything that is meant to be right: the harness, the
-/// runner, the lessons and the solutions. Exercises are left out: they plant the bugs (and
+/// lessons and the solutions (the runner is linted in its own workspace). Exercises are left out: they plant the bugs (and
 /// sometimes the lints) that the lessons are about.
 fn clippy(workshop: &Workshop) -> Result<Vec<String>> {
-    let mut packages = vec!["harness".to_owned(), "xtask".to_owned()];
+    let mut packages = vec!["harness".to_owned()];
     packages.extend(lesson_packages(workshop));
     packages.extend(workshop.exercises.iter().map(Exercise::solution_package));
     let mut args = vec![

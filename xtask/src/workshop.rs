@@ -89,7 +89,7 @@ impl Workshop {
                 .collect();
             dirs.sort();
             for dir in dirs {
-                let meta = Meta::read(&dir.join("exercise.toml"))?;
+                let meta = read_meta(&root, &dir.join("exercise.toml"))?;
                 let rel = dir.strip_prefix(&root).unwrap_or(&dir).to_path_buf();
                 let name = rel
                     .file_name()
@@ -168,6 +168,43 @@ impl Workshop {
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root.join(rel)
     }
+}
+
+/// An exercise's metadata; if the learner's copy no longer parses, the committed one, so that
+/// one broken file cannot stop `list`, `hint` or the `reset` that repairs it.
+fn read_meta(root: &Path, path: &Path) -> Result<Meta> {
+    let error = match Meta::read(path) {
+        Ok(meta) => return Ok(meta),
+        Err(error) => error,
+    };
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let committed = std::process::Command::new("git")
+        .current_dir(root)
+        .arg("show")
+        .arg(format!("HEAD:{}", rel.to_string_lossy().replace('\\', "/")))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| Meta::parse(&String::from_utf8_lossy(&out.stdout)).ok());
+    match committed {
+        Some(meta) => {
+            eprintln!(
+                "note: {} does not parse ({error:#}); using the committed version. `cargo xtask reset {}` restores it.",
+                rel.display(),
+                meta.id
+            );
+            Ok(meta)
+        }
+        None => Err(error),
+    }
+}
+
+/// The workshop's cargo target directory (`CARGO_TARGET_DIR` if set).
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| root.join(dir))
+        .unwrap_or_else(|| root.join("target"))
 }
 
 fn is_workshop(dir: &Path) -> bool {
