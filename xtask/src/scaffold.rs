@@ -48,7 +48,7 @@ pub fn scaffold(workshop: &Workshop, new: &NewExercise) -> Result<()> {
 
     let cargo = |package: &str, extra: &str| {
         format!(
-            "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition.workspace = true\npublish.workspace = true\n{extra}\n[dependencies]\ntokio.workspace = true\nhyper.workspace = true\nhyper-util.workspace = true\nhttp-body-util.workspace = true\nbytes.workspace = true\n\n[dev-dependencies]\nharness.workspace = true\n"
+            "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition.workspace = true\npublish.workspace = true\n{extra}\n[dependencies]\ntokio.workspace = true\nhyper.workspace = true\nhyper-util.workspace = true\nhttp-body-util.workspace = true\nbytes.workspace = true\n\n[dev-dependencies]\nharness.workspace = true\n\n[lints]\nworkspace = true\n"
         )
     };
     let lib_rs = |greeting: &str| {
@@ -85,6 +85,51 @@ pub fn scaffold(workshop: &Workshop, new: &NewExercise) -> Result<()> {
         &cargo(&format!("{name}-solution"), &extra),
     )?;
     write(&solution.join("src/lib.rs"), &lib_rs("hello, world"))?;
+    // The grader's own tests, so the new exercise verifies from the start: replace them with
+    // the half-fixes and right fixes of the lesson (book: contributing, "Half-fixes").
+    let variants = [
+        (
+            "half_fix",
+            "no-comma",
+            "hello world",
+            "wrong = \"Drops the comma: close, but not the greeting the checks expect.\"\ncaught_by = [\"greets_the_world\"]",
+        ),
+        (
+            "half_fix",
+            "capital",
+            "Hello, world",
+            "wrong = \"Capitalises the greeting.\"\ncaught_by = [\"greets_the_world\"]",
+        ),
+        (
+            "half_fix",
+            "newline",
+            "hello, world\\n",
+            "wrong = \"Ends the greeting with a newline.\"\ncaught_by = [\"greets_the_world\"]",
+        ),
+        (
+            "right_fix",
+            "literal",
+            "hello, world",
+            "style = \"The solution's text again: replace with a right fix in another style.\"",
+        ),
+        (
+            "right_fix",
+            "escaped",
+            "hello,\\x20world",
+            "style = \"The space written as an escape.\"",
+        ),
+    ];
+    let mut toml = String::from(
+        "# Plausible wrong fixes a learner writes, and right fixes in other styles than the\n# solution's: `cargo xtask verify` proves each half-fix fails the checks it names and each\n# right fix passes every check.\n",
+    );
+    for (table, name, greeting, fields) in variants {
+        toml.push_str(&format!("\n[[{table}]]\nname = \"{name}\"\n{fields}\n"));
+        write(
+            &solution.join("variants").join(name).join("src/lib.rs"),
+            &lib_rs(greeting),
+        )?;
+    }
+    write(&solution.join("variants.toml"), &toml)?;
     write(
         &solution.join("WHY.md"),
         "Why the fix is right, and which half-fixes fail.\n",
@@ -107,7 +152,7 @@ pub fn scaffold(workshop: &Workshop, new: &NewExercise) -> Result<()> {
         println!("  {path}");
     }
     println!(
-        "Add the page to book/src/SUMMARY.md, write the lesson, then `cargo xtask seal` and `cargo xtask verify --only {id}`."
+        "Add the page to book/src/SUMMARY.md, write the lesson and its half-fixes and right fixes\n(solutions/{level}/{name}/variants.toml), then `cargo xtask seal` and `cargo xtask verify --only {id}`."
     );
     Ok(())
 }
