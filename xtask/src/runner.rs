@@ -741,6 +741,8 @@ fn clean_failure(text: &str) -> Failure {
     let origin = match last_panic {
         None => Origin::Check,
         Some(at) if at.contains("watchdog.rs") => Origin::Hang,
+        // insta's assertion panics inside insta: a snapshot that differs is the check's verdict.
+        Some(at) if at.contains("/insta-") => Origin::Check,
         Some(at) if at.replace('\\', "/").contains("/tests/") => Origin::Check,
         Some(at) => Origin::Elsewhere(short_path(&at)),
     };

@@ -47,13 +47,17 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
             .map(|id| workshop.find(id))
             .collect::<Result<_>>()?
     };
-    let declared: Vec<(&Exercise, Variants)> = exercises
+    // Every exercise's variants are written out, whatever `--only` says: the scratch workspace
+    // is then the same for every run, and two runs side by side do not undo each other.
+    let declared: Vec<(&Exercise, Variants)> = workshop
+        .exercises
         .iter()
-        .map(|e| Ok((*e, variants::load(workshop, e)?)))
+        .map(|e| Ok((e, variants::load(workshop, e)?)))
         .collect::<Result<_>>()?;
     let declared_refs: Vec<(&Exercise, &Variants)> =
         declared.iter().map(|(e, v)| (*e, v)).collect();
-    let built = variants::materialise(workshop, &declared_refs)?;
+    let mut built = variants::materialise(workshop, &declared_refs)?;
+    built.retain(|(e, _)| exercises.iter().any(|chosen| chosen.meta.id == e.meta.id));
     let scratch = variants::scratch_root(workshop);
     // The main target directory: the variants reuse the dependencies built for the exercises.
     let target = crate::workshop::target_dir(&workshop.root);
