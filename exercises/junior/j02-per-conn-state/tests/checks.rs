@@ -3,9 +3,17 @@
 use harness::server::{H1Connection, TestServer};
 use harness::watchdog::check;
 use j02_per_conn_state::serve;
+use tokio::sync::Mutex;
 
 const HANG: &str = "the server stopped answering; does the accept loop still spawn one task per \
                     connection, and does no request wait on another?";
+
+/// The checks of this binary take turns. A count that belongs to `serve` cannot tell the
+/// difference; a count kept in a `static` is one count for the whole test process, and
+/// without turns the numbers it hands out would depend on which other checks happen to be
+/// running at that moment. Taking turns, every check sees exactly its own page views, so each
+/// verdict is the same on every run.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 async fn start() -> TestServer {
     TestServer::start(|listener| async move {
@@ -25,30 +33,36 @@ async fn visit(conn: &mut H1Connection) -> u64 {
         .unwrap_or_else(|| panic!("expected `welcome, visitor #N`, the page said {text:?}"))
 }
 
-/// One reader views the page twice and leaves; the next reader, on a new connection, is third.
+// The two checks below are about sharing between connections, so they compare each number
+// with the first one they got (on a fresh server, #1) rather than with #1 itself: a count
+// kept in a `static` carries on from the checks that ran before, and whether a fresh server
+// starts at #1 is the third check's question.
+
+/// One reader views the page twice and leaves; the next reader, on a new connection, is next.
 #[test]
 fn next_connection_continues_the_count() {
     check(HANG).real(|| async {
+        let _turn = ONE_AT_A_TIME.lock().await;
         let server = start().await;
         let mut first = server.connect().await;
+        let one = visit(&mut first).await;
+        let two = visit(&mut first).await;
         assert_eq!(
-            visit(&mut first).await,
-            1,
-            "the very first page view is visitor #1"
-        );
-        assert_eq!(
-            visit(&mut first).await,
-            2,
-            "the second view on the same connection is #2"
+            two,
+            one + 1,
+            "the second view on the same connection comes right after the first"
         );
         first.close().await;
 
         let mut second = server.connect().await;
         let number = visit(&mut second).await;
         assert_eq!(
-            number, 3,
-            "two page views came before this one, on another connection, so this is visitor #3; \
-             the server said #{number}: the count starts over on each new connection"
+            number,
+            one + 2,
+            "two page views (#{one}, #{two}) came before this one, on another connection, so \
+             this is visitor #{}; the server said #{number}: the count starts over on each new \
+             connection",
+            one + 2
         );
     });
 }
@@ -57,6 +71,7 @@ fn next_connection_continues_the_count() {
 #[test]
 fn concurrent_connections_share_one_count() {
     check(HANG).real(|| async {
+        let _turn = ONE_AT_A_TIME.lock().await;
         let server = start().await;
         let mut alice = server.connect().await;
         let mut bob = server.connect().await;
@@ -66,33 +81,45 @@ fn concurrent_connections_share_one_count() {
             visit(&mut alice).await,
             visit(&mut bob).await,
         ];
+        let first = seen[0];
         assert_eq!(
             seen,
-            [1, 2, 3, 4],
-            "two connections to a fresh server, open at once and taking turns, must be \
-             greeted #1, #2, #3, #4 from the server's one count (left: what they got)"
+            [first, first + 1, first + 2, first + 3],
+            "two connections to one server, open at once and taking turns, must be greeted \
+             with consecutive numbers from the server's one count (left: what they got)"
         );
     });
 }
 
-/// Two servers in the same process: each counts only its own page views.
+/// Two servers in the same process, both running: each counts only its own page views.
 #[test]
 fn each_server_counts_its_own_visitors() {
     check(HANG).real(|| async {
+        let _turn = ONE_AT_A_TIME.lock().await;
         let busy = start().await;
-        let mut conn = busy.connect().await;
+        let mut regular = busy.connect().await;
         for _ in 0..3 {
-            visit(&mut conn).await;
+            visit(&mut regular).await;
         }
 
         let fresh = start().await;
-        let mut conn = fresh.connect().await;
-        let number = visit(&mut conn).await;
+        let mut newcomer = fresh.connect().await;
+        let number = visit(&mut newcomer).await;
         assert_eq!(
             number, 1,
-            "a freshly started server greeted its first visitor as #{number}: it counted \
-             another server's page views; the count must belong to one call of `serve`, \
-             not to the whole process (a `static` is shared by every server)"
+            "a fresh server's first visitor was #{number}, not #1: it counted another \
+             server's page views; the count belongs to one call of `serve`, not to the process \
+             (a `static`?)"
+        );
+
+        // Back to the first server, which is still running: starting the second one must not
+        // have touched its count (a `static` that `serve` resets to zero would have).
+        let number = visit(&mut regular).await;
+        assert_eq!(
+            number, 4,
+            "after three views the first server's next visitor is #4, not #{number}: starting \
+             a second server changed its count, so they share one (a `static` that `serve` \
+             resets?)"
         );
     });
 }

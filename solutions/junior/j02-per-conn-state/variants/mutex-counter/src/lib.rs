@@ -1,0 +1,59 @@
+//! `guestbook`: the landing page of a small community site.
+//!
+//! `GET /` greets each visitor with their number: `welcome, visitor #N`, where `N` counts the
+//! page views this server has served since it started, this one included. Every other path is
+//! a 404 and is not counted. Marketing quotes the number in the weekly newsletter, and the
+//! front-end keeps connections alive, so one reader's browser can view the page many times on
+//! one connection while other readers arrive on connections of their own.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+/// Accepts connections on `listener` forever, one task per connection. Each call is one
+/// server with its own visitor count, starting from zero.
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    // One count for this server, created before any connection is accepted.
+    let visits = Arc::new(Mutex::new(0u64));
+    loop {
+        let (stream, _peer) = listener.accept().await?;
+
+        let visits = Arc::clone(&visits);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(request, Arc::clone(&visits)));
+            // A client that hangs up mid-request is routine, not a server error.
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    visits: Arc<Mutex<u64>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.uri().path() != "/" {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(response);
+    }
+    // Increment and read under the same lock, so the number is this visitor's own.
+    let number = {
+        let mut visits = visits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *visits += 1;
+        *visits
+    };
+    let body = format!("welcome, visitor #{number}\n");
+    Ok(Response::new(Full::new(Bytes::from(body))))
+}
