@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod duplex;
+pub mod heap;
 pub mod leak;
 pub mod response;
 pub mod server;

@@ -18,6 +18,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 /// What the shop sells: sku, display name, price in cents.
@@ -31,6 +32,8 @@ const CATALOGUE: &[(&str, &str, u32)] = &[
 #[derive(Debug)]
 pub struct Warehouse {
     stock: HashMap<String, u32>,
+    /// How long a lookup takes: a network hop and a query on the warehouse's side.
+    latency: Duration,
 }
 
 impl Warehouse {
@@ -40,12 +43,21 @@ impl Warehouse {
             .into_iter()
             .map(|(sku, n)| (sku.to_owned(), n))
             .collect();
-        Self { stock }
+        Self {
+            stock,
+            latency: Duration::from_millis(20),
+        }
+    }
+
+    /// The same warehouse on a slow day: every lookup takes `latency` to answer.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
     }
 
     /// How many units of `sku` are on the shelves. A remote call in production, hence slow.
     pub async fn stock(&self, sku: &str) -> u32 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(self.latency).await;
         self.stock.get(sku).copied().unwrap_or(0)
     }
 }
@@ -54,15 +66,23 @@ impl Warehouse {
 pub async fn serve(listener: TcpListener, warehouse: Arc<Warehouse>) -> std::io::Result<()> {
     loop {
         let (stream, _peer) = listener.accept().await?;
-        let warehouse = Arc::clone(&warehouse);
-        tokio::spawn(async move {
-            let service = service_fn(move |request| item_page(request, Arc::clone(&warehouse)));
-            // A client that hangs up mid-request is routine, not a server error.
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(serve_connection(stream, Arc::clone(&warehouse)));
     }
+}
+
+/// Serves one connection until the client leaves.
+///
+/// Generic over the byte stream so that the same code serves a TCP socket in production and
+/// an in-memory pipe in the checks.
+pub async fn serve_connection<IO>(io: IO, warehouse: Arc<Warehouse>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| item_page(request, Arc::clone(&warehouse)));
+    // A client that hangs up mid-request is routine, not a server error.
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 async fn item_page(

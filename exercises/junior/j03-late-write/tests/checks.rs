@@ -1,19 +1,26 @@
 //! Checks for J03: a real server on loopback, asked for item pages over real HTTP/1
-//! connections. They run once the exercise compiles.
+//! connections, and one connection on the paused clock to a warehouse slower than any fixed
+//! wait. They run once the exercise compiles.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use harness::duplex;
 use harness::server::TestServer;
 use harness::watchdog::check;
-use j03_late_write::{Warehouse, serve};
+use j03_late_write::{Warehouse, serve, serve_connection};
 
 const HANG: &str = "no item page came back; is the handler waiting for something that never \
                     answers, such as a channel nobody sends on or a task that never finishes?";
 
 /// The warehouse every check runs against: the teapot is sold out, which the header must say
 /// as `0`, not by leaving the header out.
+fn warehouse() -> Warehouse {
+    Warehouse::new([("kettle", 3), ("teapot", 0), ("mug", 12)])
+}
+
 async fn start() -> TestServer {
-    let warehouse = Arc::new(Warehouse::new([("kettle", 3), ("teapot", 0), ("mug", 12)]));
+    let warehouse = Arc::new(warehouse());
     TestServer::start(|listener| async move {
         let _ = serve(listener, warehouse).await;
     })
@@ -81,6 +88,32 @@ fn every_shopper_gets_the_stock_of_their_own_item() {
                 "the page for {sku} must carry that item's stock level, {}, in its own \
                  response (the warehouse holds kettle 3, teapot 0, mug 12)",
                 stock(sku),
+            );
+        }
+    });
+}
+
+/// A warehouse that takes a minute per lookup, on the paused clock with an in-memory
+/// connection, so the minute costs no real time. A handler that sleeps "long enough" and then
+/// reads what a background task left behind, or gives the warehouse a deadline, sends the page
+/// without the stock level: no fixed wait passes both this check and the real-clock ones,
+/// whose watchdog gives up after 20 s. Only a handler that waits for the warehouse's answer
+/// itself gets the stock level into the page.
+#[test]
+fn item_page_waits_for_a_slow_warehouse() {
+    check(HANG).paused(|| async {
+        let warehouse = Arc::new(warehouse().with_latency(Duration::from_secs(60)));
+        let (mut conn, _server) = duplex::http1(move |io| serve_connection(io, warehouse)).await;
+        for (sku, stock) in [("kettle", "3"), ("teapot", "0")] {
+            let page = conn.get(&format!("/items/{sku}")).await.unwrap();
+            assert_eq!(page.status, 200, "{sku} is in the catalogue");
+            assert_eq!(
+                page.header("x-stock"),
+                Some(stock),
+                "the warehouse took a minute to answer, and the page for {sku} did not carry \
+                 its stock level {stock}: the handler returned after a fixed wait (or gave up) \
+                 instead of waiting for the warehouse's answer. A response is complete when it \
+                 is returned, so await the lookup (or its `JoinHandle`, or a `oneshot`) first",
             );
         }
     });

@@ -17,7 +17,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// One upload, as the audit service receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +28,10 @@ pub struct AuditRecord {
     pub content: Bytes,
 }
 
-/// The line to the audit service (in production a network client; the checks read it).
-pub type AuditLog = UnboundedSender<AuditRecord>;
+/// The line to the audit service (in production a network client; the checks read it). It
+/// holds a few records at most: when the service falls behind, a send waits until it catches
+/// up.
+pub type AuditLog = Sender<AuditRecord>;
 
 type Reply = hyper::Result<Response<Full<Bytes>>>;
 
@@ -110,7 +112,7 @@ async fn send_to_audit(audit: AuditLog, snippet: u64, content: &[u8]) {
         content: Bytes::copy_from_slice(content),
     };
     // The service being down must not fail the upload; compliance reconciles from its side.
-    let _ = audit.send(record);
+    let _ = audit.send(record).await;
 }
 
 fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
