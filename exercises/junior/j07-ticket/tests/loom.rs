@@ -3,6 +3,9 @@
 //!
 //! Run optimised (the workspace's `loom` profile), with the crate's `loom` feature (which swaps `src/sync.rs` to loom's types):
 //! `cargo test -p j07-ticket --profile loom --features loom --test loom`.
+//!
+//! loom explores only the operations it can see: those on its own types. The last check makes
+//! sure the counter is still built from them, or the models would pass whatever `take` does.
 
 use harness::watchdog::check;
 use j07_ticket::sync::Arc;
@@ -66,4 +69,36 @@ fn three_customers_get_one_two_three() {
             );
         });
     });
+}
+
+/// loom switches threads only at operations on its own types. A counter built from `std` types
+/// runs unseen: every `take` runs start to finish without a switch inside it, and the models
+/// above pass whatever it does. loom's types refuse to run on a thread loom does not control
+/// (they panic there), so every step of the counter, tried on a plain thread, must fail.
+#[test]
+fn loom_can_see_the_counter() {
+    check(HANG).run(|| {
+        loom::model(|| {
+            let dispenser = Dispenser::new();
+            let unseen: Vec<&str> = [
+                ("Dispenser::new", runs_unseen(Dispenser::new)),
+                ("take", runs_unseen(|| dispenser.take())),
+                ("issued", runs_unseen(|| dispenser.issued())),
+            ]
+            .into_iter()
+            .filter_map(|(step, unseen)| unseen.then_some(step))
+            .collect();
+            assert!(
+                unseen.is_empty(),
+                "{unseen:?} ran on a thread loom does not control: the counter is not built from \
+                 the types of `crate::sync`, so loom cannot see inside `take` and the models \
+                 prove nothing about it"
+            );
+        });
+    });
+}
+
+/// Whether `step` runs to the end on a plain `std` thread, outside loom's control.
+fn runs_unseen<T: Send>(step: impl FnOnce() -> T + Send) -> bool {
+    std::thread::scope(|plain| plain.spawn(step).join().is_ok())
 }

@@ -44,6 +44,49 @@ fn the_build_stops_when_the_client_hangs_up() {
     });
 }
 
+/// The same hang-up, judged by the runtime instead of the gauge: once the client is gone, every
+/// task the server started for it must end. A build that runs on in a detached task is caught
+/// here even if no guard is held while it runs (a guard kept by the handler instead of the build
+/// is released when hyper drops the handler, while the warehouse query goes on).
+#[test]
+fn no_task_outlives_the_client() {
+    check(HANG).paused(|| async {
+        // The paused runtime is this check's own and runs on this thread only, so its count of
+        // alive tasks is exact: the connection's task, and whatever the server spawned.
+        let runtime = tokio::runtime::Handle::current().metrics();
+        let before = runtime.num_alive_tasks();
+        let builds = Gauge::new();
+        let gauge = builds.clone();
+        let (mut client, _server) = duplex::raw(move |io| serve_connection(io, gauge));
+        client.write_all(REPORT_REQUEST).await.unwrap();
+        assert!(
+            builds.reaches_started(1, STOPS_WITHIN).await,
+            "the report build never started for GET /report?customer=acme"
+        );
+
+        drop(client);
+
+        // No event announces that a task ended, so look again every virtual millisecond: on
+        // the paused clock this costs no real time, and the verdict does not depend on speed.
+        let settled = tokio::time::timeout(STOPS_WITHIN, async {
+            while runtime.num_alive_tasks() > before {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .is_ok();
+        assert!(
+            settled,
+            "the client hung up, yet {} task(s) the server started were still alive {} s later \
+             (a query takes {} s): the build runs on in a task nobody cancels, whatever the \
+             gauge says",
+            runtime.num_alive_tasks() - before,
+            STOPS_WITHIN.as_secs(),
+            WAREHOUSE_QUERY.as_secs(),
+        );
+    });
+}
+
 /// A client that waits gets the whole report, and the build is over once it is answered.
 #[test]
 fn a_client_that_waits_gets_its_report() {

@@ -1,0 +1,5 @@
+//! The synchronisation types the ticket counter is built from.
+//!
+//! The standard library's, always: the server runs on them, so the checks should too.
+
+pub use std::sync::{Arc, Mutex, atomic};

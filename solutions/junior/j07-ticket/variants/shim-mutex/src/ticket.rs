@@ -1,0 +1,47 @@
+//! The ticket counter: the one piece of state every request handler shares.
+
+use crate::sync::Mutex;
+
+/// Hands out ticket numbers 1, 2, 3, ... like the paper-roll dispenser at a deli counter.
+#[derive(Debug)]
+pub struct Dispenser {
+    /// How many tickets have been handed out so far, which is also the number printed on the
+    /// most recent one.
+    issued: Mutex<u64>,
+}
+
+impl Dispenser {
+    /// A dispenser that has handed out nothing yet: the first ticket is number 1.
+    pub fn new() -> Self {
+        Self {
+            issued: Mutex::new(0),
+        }
+    }
+
+    /// Tears off the next ticket and returns its number.
+    pub fn take(&self) -> u64 {
+        // One guard covers the increment and the read: no other customer can take a ticket
+        // in between. A poisoned lock only means another request panicked mid-increment;
+        // the count itself is still a plain number, so keep going.
+        let mut issued = self
+            .issued
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *issued += 1;
+        *issued
+    }
+
+    /// How many tickets have been handed out so far, for the display board.
+    pub fn issued(&self) -> u64 {
+        *self
+            .issued
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Default for Dispenser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
