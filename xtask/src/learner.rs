@@ -508,7 +508,7 @@ pub fn watch(workshop: &Workshop, id: Option<&str>, verbose: bool) -> Result<()>
 }
 
 /// Blocks until a file of the exercise differs from `before`: its sources, its checks (restored
-/// after an edit), its manifest or metadata. Polling keeps the runner free of a file-watching
+/// after an edit) or its manifest. Polling keeps the runner free of a file-watching
 /// dependency; twice a second is well below what a save feels like.
 fn wait_for_change(dir: &Path, before: Vec<(PathBuf, Option<SystemTime>)>) -> Result<()> {
     loop {
@@ -520,7 +520,7 @@ fn wait_for_change(dir: &Path, before: Vec<(PathBuf, Option<SystemTime>)>) -> Re
 }
 
 fn stamp(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {
-    let mut files = vec![dir.join("Cargo.toml"), dir.join("exercise.toml")];
+    let mut files = vec![dir.join("Cargo.toml")];
     let mut stack = vec![dir.join("src"), dir.join("tests")];
     while let Some(d) = stack.pop() {
         for entry in fs::read_dir(&d).into_iter().flatten().flatten() {

@@ -65,7 +65,7 @@ pub fn scaffold(workshop: &Workshop, new: &NewExercise) -> Result<()> {
         ),
     )?;
     write(
-        &exercise.join("exercise.toml"),
+        &solution.join(crate::workshop::META),
         &format!(
             "id = \"{id}\"\nslug = \"{}\"\nlevel = \"{level}\"\ntitle = \"{title}\"\nminutes = 15\nkinds = [\"srv\"]\nsummary = \"One line for the list and the book.\"\nhints = [\n    \"A first, gentle hint.\",\n    \"A closer hint.\",\n]\n\n[[check]]\nname = \"greets_the_world\"\nkind = \"srv\"\nfails_on_bug = true\nmeans = \"What this failure means, in the lesson's terms.\"\nhint = 1\n",
             new.slug

@@ -1,8 +1,8 @@
 //! `exercises/CHECKSUMS`: a record of everything that decides an exercise's verdict, so the
 //! runner can tell a learner which of it was modified (a check edited to pass proves nothing).
 //!
-//! Recorded per exercise: every file under `tests/` (checks and snapshots), `exercise.toml`
-//! (which checks exist and what they must do), and the parts of `Cargo.toml` that decide what
+//! Recorded per exercise: every file under `tests/` (checks and snapshots), its `exercise.toml`
+//! beside the solution (which checks exist and what they must do), and the parts of `Cargo.toml` that decide what
 //! runs as a check (test targets, features, dev-dependencies, lints, edition). The learner's own
 //! `[dependencies]` are not recorded: adding one the workspace already has is allowed.
 //!
@@ -30,13 +30,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The files that make up an exercise's checks: everything under `tests/` except insta's
-/// pending files and the files editors leave behind, then `exercise.toml` and `Cargo.toml`.
+/// pending files and the files editors leave behind, then `Cargo.toml` and the metadata.
 fn check_files(root: &Path, exercise: &Exercise) -> Vec<PathBuf> {
     let mut files = Vec::new();
     collect(&root.join(&exercise.dir).join("tests"), &mut files);
     files.retain(|f| !ignored(f));
     files.sort();
-    files.push(root.join(&exercise.dir).join("exercise.toml"));
+    files.push(root.join(exercise.meta_file()));
     files.push(root.join(&exercise.dir).join(MANIFEST));
     files
         .into_iter()
@@ -163,11 +163,13 @@ pub fn seal(workshop: &Workshop) -> Result<usize> {
 
 /// The check files of `exercise` that differ from the record (changed, added or removed).
 pub fn modified(workshop: &Workshop, exercise: &Exercise) -> Result<Vec<String>> {
-    let prefix = format!("{}/", exercise.dir.to_string_lossy().replace('\\', "/"));
+    let slash = |path: &Path| path.to_string_lossy().replace('\\', "/");
+    let prefix = format!("{}/", slash(&exercise.dir));
+    let meta = slash(&exercise.meta_file());
     // Only this exercise's files are hashed: this runs on every learner check.
     let now = current(workshop, [exercise])?;
     let mut then = recorded(workshop);
-    then.retain(|path, _| path.starts_with(&prefix));
+    then.retain(|path, _| path.starts_with(&prefix) || *path == meta);
     Ok(differences(&now, &then))
 }
 

@@ -243,6 +243,16 @@ fn structure(workshop: &Workshop) -> Result<Vec<String>> {
         }
     }
     for e in &workshop.exercises {
+        // The hints must not sit in the folder the learner edits, a file away from the code.
+        let stray = e.dir.join(crate::workshop::META);
+        if workshop.path(&stray).exists() {
+            problems.push(format!(
+                "{}: {} belongs beside the solution, at {}",
+                e.meta.id,
+                stray.display(),
+                e.meta_file().display()
+            ));
+        }
         let declared = variants::load(workshop, e)?;
         problems.extend(variants::problems(workshop, e, &declared));
     }

@@ -31,6 +31,11 @@ pub struct Exercise {
     pub page: PathBuf,
 }
 
+/// The metadata's file name. It lives beside the solution, not in the folder the learner
+/// edits: it holds every hint and what each check's failure means, which the runner reveals
+/// one at a time.
+pub const META: &str = "exercise.toml";
+
 impl Exercise {
     /// The cargo package of the exercise the learner edits.
     pub fn package(&self) -> String {
@@ -40,6 +45,11 @@ impl Exercise {
     /// The cargo package of the solution.
     pub fn solution_package(&self) -> String {
         format!("{}-solution", self.dir_name())
+    }
+
+    /// `solutions/<level>/<id>-<slug>/exercise.toml`, relative to the root.
+    pub fn meta_file(&self) -> PathBuf {
+        self.solution_dir.join(META)
     }
 
     /// `j01-conn-vs-req`.
@@ -74,22 +84,22 @@ impl Workshop {
         Self::load(root)
     }
 
-    /// Reads every `exercises/<level>/<dir>/exercise.toml` under `root`.
+    /// Reads every `solutions/<level>/<dir>/exercise.toml` under `root`.
     pub fn load(root: PathBuf) -> Result<Self> {
         let mut exercises = Vec::new();
         for level in LEVELS {
-            let level_dir = root.join("exercises").join(level);
+            let level_dir = root.join("solutions").join(level);
             if !level_dir.is_dir() {
                 continue;
             }
             let mut dirs: Vec<PathBuf> = fs::read_dir(&level_dir)
                 .with_context(|| format!("listing {}", level_dir.display()))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|path| path.join("exercise.toml").is_file())
+                .filter(|path| path.join(META).is_file())
                 .collect();
             dirs.sort();
             for dir in dirs {
-                let meta = read_meta(&root, &dir.join("exercise.toml"))?;
+                let meta = read_meta(&root, &dir.join(META))?;
                 let rel = dir.strip_prefix(&root).unwrap_or(&dir).to_path_buf();
                 let name = rel
                     .file_name()
@@ -97,26 +107,33 @@ impl Workshop {
                     .to_string_lossy()
                     .into_owned();
                 let exercise = Exercise {
-                    solution_dir: Path::new("solutions").join(level).join(&name),
+                    dir: Path::new("exercises").join(level).join(&name),
                     page: Path::new("book/src")
                         .join(level)
                         .join("exercises")
                         .join(format!("{name}.md")),
-                    dir: rel,
+                    solution_dir: rel,
                     meta,
                 };
                 if exercise.meta.level != *level {
                     bail!(
-                        "{}: exercise.toml says level = \"{}\" but the exercise lives under exercises/{level}/",
-                        exercise.dir.display(),
+                        "{}: it says level = \"{}\" but lives under solutions/{level}/",
+                        exercise.meta_file().display(),
                         exercise.meta.level
                     );
                 }
                 if exercise.dir_name() != name {
                     bail!(
                         "{}: the directory must be named `{}` after its id and slug",
-                        exercise.dir.display(),
+                        exercise.solution_dir.display(),
                         exercise.dir_name()
+                    );
+                }
+                if !root.join(&exercise.dir).is_dir() {
+                    bail!(
+                        "{} describes an exercise, but {} does not exist",
+                        exercise.meta_file().display(),
+                        exercise.dir.display()
                     );
                 }
                 exercises.push(exercise);

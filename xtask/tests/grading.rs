@@ -20,12 +20,12 @@ fn check(fixture: &Fixture) -> (Option<i32>, String, String) {
 #[test]
 fn deleting_check_blocks_from_exercise_toml_is_reported() {
     let fixture = Fixture::new();
-    let meta = fixture.read("exercises/junior/j01-doubler/exercise.toml");
+    let meta = fixture.read("solutions/junior/j01-doubler/exercise.toml");
     let first_check = meta.find("[[check]]").unwrap();
     // Keep one check, the one that passes on the bug, so the rest would look solved.
     let second = meta[first_check + 1..].find("[[check]]").unwrap() + first_check + 1;
     let edited = format!("{}{}", &meta[..first_check], &meta[second..]);
-    fixture.write("exercises/junior/j01-doubler/exercise.toml", &edited);
+    fixture.write("solutions/junior/j01-doubler/exercise.toml", &edited);
     let (code, out, err) = check(&fixture);
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(err.contains("exercise.toml"), "names the file: {err}");
@@ -171,7 +171,7 @@ fn a_broken_manifest_stops_neither_the_runner_nor_its_reset() {
 fn a_broken_exercise_toml_falls_back_to_the_committed_one() {
     let fixture = Fixture::new();
     fixture.commit();
-    fixture.write("exercises/junior/j01-doubler/exercise.toml", "id = \"J01\n");
+    fixture.write("solutions/junior/j01-doubler/exercise.toml", "id = \"J01\n");
     let output = fixture.xtask(&["list"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("does not parse"));

@@ -159,12 +159,12 @@ fn every_link_in_the_instructor_guide_leads_to_an_existing_page_and_heading() {
 }
 
 /// The session plans quote exercise durations as `J08 ... (20 min)`: they must agree with the
-/// exercises' `exercise.toml`, which is where durations are decided.
+/// exercises' `exercise.toml` (beside each solution), which is where durations are decided.
 #[test]
 fn exercise_minutes_in_the_instructor_guide_match_exercise_toml() {
     let root = root();
     let mut minutes = std::collections::BTreeMap::new();
-    for entry in fs::read_dir(root.join("exercises/junior")).unwrap() {
+    for entry in fs::read_dir(root.join("solutions/junior")).unwrap() {
         let path = entry.unwrap().path().join("exercise.toml");
         let Ok(text) = fs::read_to_string(&path) else {
             continue;

@@ -92,7 +92,7 @@ impl Fixture {
                 "exercises/junior/j01-doubler/Cargo.toml",
                 &package("j01-doubler", ""),
             ),
-            ("exercises/junior/j01-doubler/exercise.toml", EXERCISE_TOML),
+            ("solutions/junior/j01-doubler/exercise.toml", EXERCISE_TOML),
             ("exercises/junior/j01-doubler/README.md", "Double it.\n"),
             (
                 "exercises/junior/j01-doubler/src/lib.rs",
@@ -115,7 +115,7 @@ impl Fixture {
                 "exercises/junior/j02-sleeper/Cargo.toml",
                 &package("j02-sleeper", ""),
             ),
-            ("exercises/junior/j02-sleeper/exercise.toml", HANG_TOML),
+            ("solutions/junior/j02-sleeper/exercise.toml", HANG_TOML),
             ("exercises/junior/j02-sleeper/README.md", "Wake up.\n"),
             (
                 "exercises/junior/j02-sleeper/src/lib.rs",
