@@ -541,3 +541,23 @@ fn stamp(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_FAILURE_LINES, MAX_LINE, cut};
+
+    #[test]
+    fn a_long_failure_keeps_its_end_where_the_assertion_is() {
+        let text: Vec<String> = (1..=100).map(|i| format!("line {i}")).collect();
+        let shown = cut(&text.join("\n"));
+        assert!(shown.starts_with("... (60 lines above"), "{shown}");
+        assert!(shown.ends_with("line 100"), "{shown}");
+        assert_eq!(shown.lines().count(), MAX_FAILURE_LINES + 1);
+    }
+
+    #[test]
+    fn a_long_line_is_cut() {
+        let shown = cut(&"x".repeat(5 * MAX_LINE));
+        assert_eq!(shown.len(), MAX_LINE + " ... (line cut)".len());
+    }
+}
