@@ -2,13 +2,15 @@
 //!
 //! - `PUT /cache/{key}` stores the request body under `key` and answers `stored`.
 //! - `GET /cache/{key}` answers the stored value, or 404 if there is none.
-//! - `GET /journal` answers the write journal: one `set {key}` line per stored value, in the
-//!   order the writes were applied. The nightly backup replays it.
+//! - `GET /journal` answers the write journal: one `set {key} {value}` line per stored value,
+//!   in the order the writes were applied. The nightly backup replays it.
 //!
-//! Every connection task, and every request on every connection, works on the same cache.
+//! Every connection task, and every request on every connection, works on the same
+//! [`Cache`], which lives in [`cache`] and is built from the types in [`sync`], so that a loom
+//! model can check it on its own (loom cannot model sockets or tokio).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+pub mod cache;
+pub mod sync;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,12 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-/// The state every request shares. Cloning it clones the `Arc`s, not the data.
-#[derive(Debug, Clone, Default)]
-struct Cache {
-    entries: Arc<HashMap<String, Bytes>>,
-    journal: Arc<String>,
-}
+pub use cache::Cache;
 
 /// Accepts connections on `listener` forever, one task per connection, all sharing one cache.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
@@ -48,21 +45,21 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = request.uri().path().to_owned();
     if request.method() == Method::GET && path == "/journal" {
-        return Ok(reply(StatusCode::OK, cache.journal.as_str().to_owned()));
+        return Ok(reply(StatusCode::OK, cache.journal()));
     }
     let Some(key) = path.strip_prefix("/cache/").filter(|key| !key.is_empty()) else {
         return Ok(reply(StatusCode::NOT_FOUND, "no such endpoint\n"));
     };
 
     match *request.method() {
-        Method::GET => Ok(match cache.entries.get(key) {
-            Some(value) => Response::new(Full::new(value.clone())),
+        Method::GET => Ok(match cache.get(key) {
+            Some(value) => Response::new(Full::new(value)),
             None => reply(StatusCode::NOT_FOUND, "miss\n"),
         }),
         Method::PUT => {
+            // The whole body first: the cache is touched only once the value is complete.
             let value = request.into_body().collect().await?.to_bytes();
-            cache.entries.insert(key.to_owned(), value);
-            cache.journal.push_str(&format!("set {key}\n"));
+            cache.put(key, value);
             Ok(reply(StatusCode::OK, "stored\n"))
         }
         _ => Ok(reply(StatusCode::METHOD_NOT_ALLOWED, "use GET or PUT\n")),

@@ -1,9 +1,10 @@
 //! `pageviews`: counts the views of every page of the shop, for the marketing dashboard.
 //!
 //! `GET /pages/<name>` answers `/pages/<name>: view N`, where N counts the requests for that
-//! page since the server started, this one included. Every view is also sent, with its
+//! page since the server started, this one included. Every view is also reported, with its
 //! number, to the audit trail: a channel read by the task that ships records to the audit
-//! store, because marketing pays partners per view and the partners check the numbers.
+//! store, because marketing pays partners per view and the partners check the numbers. A view
+//! is served once the audit store has confirmed that its record is stored.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,7 +18,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// One page view, as the audit trail records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,16 @@ pub struct View {
     pub number: u64,
 }
 
+/// A view on its way to the audit store.
+#[derive(Debug)]
+pub struct Record {
+    /// What is being reported.
+    pub view: View,
+    /// The audit store sends `()` here once the record is stored. Dropped unsent, it means
+    /// the record was lost.
+    pub stored: oneshot::Sender<()>,
+}
+
 /// State shared by every connection task.
 #[derive(Debug)]
 pub struct Pageviews {
@@ -35,16 +46,23 @@ pub struct Pageviews {
     counts: Mutex<HashMap<String, u64>>,
     /// Where every view is reported; bounded, so a slow audit store slows us down instead of
     /// filling memory.
-    audit: mpsc::Sender<View>,
+    audit: mpsc::Sender<Record>,
 }
 
 impl Pageviews {
     /// No views yet; every view will be reported to `audit`.
-    pub fn new(audit: mpsc::Sender<View>) -> Self {
+    pub fn new(audit: mpsc::Sender<Record>) -> Self {
         Self {
             counts: Mutex::new(HashMap::new()),
             audit,
         }
+    }
+
+    /// Reports `view` to the audit trail and waits until the audit store has stored it.
+    /// `false` if the audit trail is down or lost the record.
+    async fn report(&self, view: View) -> bool {
+        let (stored, confirmation) = oneshot::channel();
+        self.audit.send(Record { view, stored }).await.is_ok() && confirmation.await.is_ok()
     }
 }
 
@@ -77,12 +95,12 @@ async fn handle(
     *count += 1;
     let number = *count;
 
-    // A view that never reached the audit trail is not paid for, so it is not served either.
+    // A view the audit store has not stored is not paid for, so it is not served either.
     let view = View {
         page: page.clone(),
         number,
     };
-    if state.audit.send(view).await.is_err() {
+    if !state.report(view).await {
         return Ok(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "audit trail down\n".to_owned(),
