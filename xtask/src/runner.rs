@@ -117,17 +117,15 @@ impl Report {
     }
 }
 
-/// How long a whole test binary may run before it is stopped. Each check has its own
+/// How long one check's process may run before it is stopped. Each check has its own
 /// watchdog (`harness::watchdog`, 20 s by default) that fires first; this is the backstop
-/// for a binary that hangs outside any check.
-fn binary_limit(checks: usize) -> Duration {
-    if let Some(secs) = std::env::var("XTASK_BINARY_TIMEOUT_SECS")
+/// for a process that hangs outside the check.
+fn process_limit() -> Duration {
+    let secs = std::env::var("XTASK_BINARY_TIMEOUT_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-    {
-        return Duration::from_secs(secs);
-    }
-    Duration::from_secs(60 + 20 * checks as u64)
+        .unwrap_or(80);
+    Duration::from_secs(secs)
 }
 
 /// Where a crate is built and its checks run.
@@ -189,7 +187,7 @@ pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
             }
             continue;
         };
-        let outcome = run_binary(place.root, &executable, &names, binary_limit(names.len()))?;
+        let outcome = run_binary(place.root, &executable, &names, process_limit())?;
         report.cargo_output.push_str(&outcome.raw);
         for name in &names {
             let verdict = outcome.results.get(*name).cloned().unwrap_or_else(|| {
@@ -399,54 +397,86 @@ struct BinaryOutcome {
     raw: String,
 }
 
-/// Runs a test binary and reads each check's verdict from libtest's log file, which the code
-/// under test cannot print into: a service that writes `test x ... ok` to stdout, or calls
-/// `exit(0)` halfway, does not pass. A process that dies before every check has a verdict is
-/// run again one check at a time, so the crash is pinned on the check that causes it.
+/// Runs every test of a binary, each in a process of its own, and reads each verdict from
+/// libtest's log file, which the code under test cannot print into: a service that writes
+/// `test x ... ok` to stdout, or calls `exit(0)` halfway, does not pass.
+///
+/// One process per check, run side by side: a `static` in the code under test (a global
+/// counter, a shared `Notify`) cannot carry one check's traffic into another check's verdict,
+/// and a crash or a hang is pinned on the check that caused it.
 fn run_binary(
     root: &Path,
     executable: &Path,
     names: &[&str],
     limit: Duration,
 ) -> Result<BinaryOutcome> {
-    let whole = run_process(root, executable, None, limit)?;
-    let mut raw = whole.raw.clone();
-    let mut results = whole.verdicts(None);
-    let missing: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|name| !results.contains_key(*name))
-        .collect();
-    if !whole.completed() {
-        if missing.len() == 1 || whole.stopped {
-            // Nothing to tell apart: it is this check (or a hang stopped them all).
-            for name in &missing {
-                results.insert((*name).to_owned(), whole.death(name));
-            }
-        } else {
-            for name in &missing {
-                let alone = run_process(root, executable, Some(name), limit)?;
-                raw.push_str(&alone.raw);
-                let verdict = alone
-                    .verdicts(Some(name))
-                    .remove(*name)
-                    .unwrap_or_else(|| alone.death(name));
-                results.insert((*name).to_owned(), verdict);
-            }
+    let listed = list_tests(root, executable)?;
+    let mut queue: Vec<&str> = names.to_vec();
+    // Tests nobody declared run too: a failing one means the checks were edited.
+    queue.extend(
+        listed
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !names.contains(t)),
+    );
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4);
+    let mut done: Vec<(usize, Verdict, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<Vec<(usize, Verdict, String)>> {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(name) = queue.get(i) else {
+                            return Ok(mine);
+                        };
+                        if !listed.iter().any(|t| t == name) {
+                            let why = format!("no test named `{name}` in this target");
+                            mine.push((i, Verdict::NotRun(why), String::new()));
+                            continue;
+                        }
+                        let process = run_process(root, executable, name, limit)?;
+                        let verdict = process.verdict(name);
+                        mine.push((i, verdict, process.raw));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.join().expect("a check worker panicked")?);
         }
-        if missing.is_empty() {
-            // Every check logged a verdict, yet the process did not end as a test binary
-            // ends: something ran after the checks (a leftover thread calling `exit`).
-            results.insert(PROCESS.to_owned(), whole.death("the end of the test run"));
-        }
+        Ok::<_, anyhow::Error>(all)
+    })?;
+    done.sort_by_key(|(i, _, _)| *i);
+    let mut results = BTreeMap::new();
+    let mut raw = String::new();
+    for (i, verdict, output) in done {
+        results.insert(queue[i].to_owned(), verdict);
+        raw.push_str(&output);
     }
     Ok(BinaryOutcome { results, raw })
 }
 
-/// The name under which a test process that ended abnormally is reported.
-pub const PROCESS: &str = "test process";
+/// The binary's tests, from `--list`, which runs none of the code under test.
+fn list_tests(root: &Path, executable: &Path) -> Result<Vec<String>> {
+    let output = Command::new(executable)
+        .current_dir(root)
+        .args(["--list", "--format", "terse"])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("listing the tests of {}", executable.display()))?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect())
+}
 
-/// One run of a test binary: every test, or just `only`.
+/// One run of a test binary, for one check.
 struct Process {
     status: Option<std::process::ExitStatus>,
     /// Stopped at the time limit.
@@ -468,31 +498,26 @@ impl Process {
             && self.stdout.lines().any(|l| l.starts_with("test result: "))
     }
 
-    /// Verdicts from the log file (libtest writes a line when a test finishes; the code under
-    /// test cannot print into it), with failure messages from stdout.
-    fn verdicts(&self, only: Option<&str>) -> BTreeMap<String, Verdict> {
-        let messages = parse_libtest(&self.stdout);
-        let mut results = BTreeMap::new();
-        for line in self.log.lines() {
-            let Some((status, name)) = line.split_once(' ') else {
-                continue;
-            };
-            if only.is_some_and(|only| only != name) {
-                continue;
-            }
-            let verdict = match status {
-                "ok" => Verdict::Pass,
-                "failed" => messages
-                    .get(name)
-                    .cloned()
-                    .filter(Verdict::failed)
-                    .unwrap_or_else(|| Verdict::fail("", Origin::Check)),
-                "ignored" => Verdict::NotRun("ignored".to_owned()),
-                _ => continue,
-            };
-            results.insert(name.to_owned(), verdict);
+    /// The check's verdict from the log file (libtest writes a line when a test finishes; the
+    /// code under test cannot print into it), with its failure message from stdout. A process
+    /// that did not end as a test binary ends has no verdict but its death, whatever it logged.
+    fn verdict(&self, name: &str) -> Verdict {
+        let logged = self
+            .log
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .find(|(_, test)| *test == name)
+            .map(|(status, _)| status);
+        match logged {
+            Some("failed") => parse_libtest(&self.stdout)
+                .remove(name)
+                .filter(Verdict::failed)
+                .unwrap_or_else(|| Verdict::fail("", Origin::Check)),
+            _ if !self.completed() => self.death(name),
+            Some("ok") => Verdict::Pass,
+            Some("ignored") => Verdict::NotRun("ignored".to_owned()),
+            _ => Verdict::NotRun(format!("no test named `{name}` ran")),
         }
-        results
     }
 
     /// What to say about a check that has no verdict because the process died or was stopped.
@@ -517,12 +542,7 @@ impl Process {
     }
 }
 
-fn run_process(
-    root: &Path,
-    executable: &Path,
-    only: Option<&str>,
-    limit: Duration,
-) -> Result<Process> {
+fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> Result<Process> {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let scratch = std::env::temp_dir().join(format!(
         "xtask-{}-{}",
@@ -543,9 +563,7 @@ fn run_process(
         .stdin(Stdio::null())
         .stdout(fs::File::create(&stdout_path)?)
         .stderr(fs::File::create(&stderr_path)?);
-    if let Some(name) = only {
-        command.args(["--exact", name]);
-    }
+    command.args(["--exact", name]);
     clean_environment(&mut command, root);
     own_process_group(&mut command);
     let mut child = command

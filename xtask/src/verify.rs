@@ -371,8 +371,11 @@ fn with_runner<'a>(args: &[&'a str]) -> Vec<&'a str> {
     full
 }
 
-/// The variants are not part of any crate that `cargo fmt` walks: format-check them directly.
+/// The variants are not part of any crate that `cargo fmt` walks: format-check them one by one.
+/// Each file goes through rustfmt's stdin, so its `mod sync;` is not followed to a file that
+/// only the exercise has.
 fn rustfmt_variants(workshop: &Workshop) -> Result<Vec<String>> {
+    use std::io::Write as _;
     let mut files = Vec::new();
     for exercise in &workshop.exercises {
         collect_rs(
@@ -380,24 +383,36 @@ fn rustfmt_variants(workshop: &Workshop) -> Result<Vec<String>> {
             &mut files,
         );
     }
-    if files.is_empty() {
-        return Ok(vec![]);
+    let mut unformatted = Vec::new();
+    for file in &files {
+        let text =
+            fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut child = Command::new("rustfmt")
+            .args(["--edition", "2024", "--emit", "stdout"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running rustfmt (`rustup component add rustfmt`)")?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(text.as_bytes())?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() || output.stdout != text.as_bytes() {
+            let rel = file.strip_prefix(&workshop.root).unwrap_or(file);
+            unformatted.push(rel.display().to_string());
+        }
     }
-    let output = Command::new("rustfmt")
-        .current_dir(&workshop.root)
-        .args(["--check", "--edition", "2024"])
-        .args(&files)
-        .stdin(Stdio::null())
-        .output()
-        .context("running rustfmt (`rustup component add rustfmt`)")?;
-    if output.status.success() {
+    if unformatted.is_empty() {
         println!("  rustfmt --check (variants): ok");
         Ok(vec![])
     } else {
         println!("  rustfmt --check (variants): FAILED");
         Ok(vec![format!(
-            "variants are not formatted (run rustfmt --edition 2024 on them):\n{}",
-            String::from_utf8_lossy(&output.stdout)
+            "variants not formatted (rustfmt --edition 2024 FILE):\n{}",
+            unformatted.join("\n")
         )])
     }
 }
