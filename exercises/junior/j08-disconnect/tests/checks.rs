@@ -17,22 +17,26 @@ const STOPS_WITHIN: Duration = Duration::from_secs(1);
 
 const REPORT_REQUEST: &[u8] = b"GET /report?customer=acme HTTP/1.1\r\nhost: workshop.test\r\n\r\n";
 
+/// A client asks for a report and closes its socket once the build is running (a closed
+/// browser tab, a load balancer's own timeout). Returns the gauge of builds in progress.
+async fn hang_up_mid_build() -> Gauge {
+    let builds = Gauge::new();
+    let gauge = builds.clone();
+    let (mut client, _server) = duplex::raw(move |io| serve_connection(io, gauge));
+    client.write_all(REPORT_REQUEST).await.unwrap();
+    assert!(
+        builds.reaches_started(1, STOPS_WITHIN).await,
+        "the report build never started for GET /report?customer=acme"
+    );
+    drop(client);
+    builds
+}
+
 /// A client asks for a report, then closes its socket while the build is running.
 #[test]
 fn the_build_stops_when_the_client_hangs_up() {
     check(HANG).paused(|| async {
-        let builds = Gauge::new();
-        let gauge = builds.clone();
-        let (mut client, _server) = duplex::raw(move |io| serve_connection(io, gauge));
-        client.write_all(REPORT_REQUEST).await.unwrap();
-        assert!(
-            builds.reaches_started(1, STOPS_WITHIN).await,
-            "the report build never started for GET /report?customer=acme"
-        );
-
-        // The client gives up: a closed browser tab, a load balancer's own timeout.
-        drop(client);
-
+        let builds = hang_up_mid_build().await;
         assert!(
             builds.settles_to(0, STOPS_WITHIN).await,
             "the client hung up, yet its report build was still running {} s later (a query \
@@ -55,16 +59,7 @@ fn no_task_outlives_the_client() {
         // alive tasks is exact: the connection's task, and whatever the server spawned.
         let runtime = tokio::runtime::Handle::current().metrics();
         let before = runtime.num_alive_tasks();
-        let builds = Gauge::new();
-        let gauge = builds.clone();
-        let (mut client, _server) = duplex::raw(move |io| serve_connection(io, gauge));
-        client.write_all(REPORT_REQUEST).await.unwrap();
-        assert!(
-            builds.reaches_started(1, STOPS_WITHIN).await,
-            "the report build never started for GET /report?customer=acme"
-        );
-
-        drop(client);
+        hang_up_mid_build().await;
 
         // No event announces that a task ended, so look again every virtual millisecond: on
         // the paused clock this costs no real time, and the verdict does not depend on speed.
