@@ -230,8 +230,8 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
     if exercise.meta.lint.is_some() {
         rows.push(("lint".to_owned(), "lint"));
     }
-    // Verdicts the metadata does not list (a failing undeclared test, a process that died
-    // after the checks) still count: a run is solved only if everything in it passed.
+    // A verdict the metadata does not list (a test someone added to the checks, failing)
+    // still counts: a run is solved only if everything in it passed.
     for name in report.verdicts.keys() {
         if !rows.iter().any(|(row, _)| row == name) {
             rows.push((name.clone(), "?"));
