@@ -283,7 +283,9 @@ fn connections_arriving_during_the_drain_are_turned_away() {
         let_the_server_catch_up().await;
 
         server.begin_shutdown();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The first moment after the server has reacted to the signal: "as soon as shutdown
+        // begins" leaves no window in which accepting goes on a little longer.
+        let_the_server_catch_up().await;
         // Refused: the listen socket is closed, which is what stopping to accept means.
         let Some(mut late) = server.connect().await else {
             return;
