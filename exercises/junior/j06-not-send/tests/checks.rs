@@ -154,6 +154,28 @@ fn a_slow_audit_does_not_hold_up_other_views() {
         });
 }
 
+/// The audit store loses a record: it drops it without confirming. That view is not paid for,
+/// so it is not served: the visitor is answered `503`. A handler that answers before the
+/// store confirms (the record sent in the background) serves it anyway.
+#[test]
+fn a_view_the_audit_store_loses_is_not_served() {
+    check(HANG).limit(Duration::from_secs(10)).real(|| async {
+        let (server, mut store) = start().await;
+        let mut visitor = server.connect().await;
+        let (response, ()) = tokio::join!(visitor.get("/pages/home"), async {
+            drop(store.next().await);
+        });
+        let response = response.expect("the server answers");
+        assert_eq!(
+            response.status.as_u16(),
+            503,
+            "the audit store lost this view's record, so the view must not be served; it was \
+             answered {:?}",
+            response.text()
+        );
+    });
+}
+
 /// Twenty visitors open the same page at once: they are shown the numbers 1 to 20, each
 /// exactly once, and the audit trail holds the same twenty views.
 ///
