@@ -1,10 +1,10 @@
 //! Building a crate's checks and running them, one verdict per check.
 //!
 //! A check run is one `cargo test --no-run --message-format=json` per test target (which tells
-//! us the compiler's diagnostics and the test binary's path), then the test binary itself,
-//! run directly under a process-level time limit, in its own process group. Running the binary
+//! us the compiler's diagnostics and the test binary's path), then the test binary itself, once
+//! per check, each run under a time limit in its own process group. Running the binary
 //! ourselves instead of through `cargo test` saves a second cargo start-up on the learner's
-//! edit-check loop and lets us stop a binary that hangs, with whatever it started.
+//! edit-check loop and lets us stop a check that hangs, with whatever it started.
 //!
 //! A verdict is only as trustworthy as what it is read from: passes come from libtest's log
 //! file, never from what the process printed, and a process that died is named as such.
@@ -114,6 +114,14 @@ impl Report {
 
     pub fn all_passed(&self) -> bool {
         self.compiled() && self.verdicts.values().all(Verdict::passed)
+    }
+
+    /// One problem per test the binaries ran that the metadata does not declare.
+    pub fn undeclared_problems(&self) -> Vec<String> {
+        self.undeclared
+            .iter()
+            .map(|name| format!("test `{name}` is not declared in exercise.toml"))
+            .collect()
     }
 }
 
@@ -585,13 +593,14 @@ fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> R
     kill_group(&mut child);
     let read =
         |path: &Path| String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
+    let stdout = read(&stdout_path);
     let process = Process {
         status,
         stopped,
         limit,
         log: read(&log),
-        stdout: read(&stdout_path),
-        raw: format!("{}{}", read(&stdout_path), read(&stderr_path)),
+        raw: format!("{stdout}{}", read(&stderr_path)),
+        stdout,
     };
     let _ = fs::remove_dir_all(&scratch);
     Ok(process)

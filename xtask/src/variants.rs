@@ -362,11 +362,7 @@ fn write_if_changed(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
 /// What is wrong with one run of one variant, judged from its report.
 pub fn judge(variant: &Built, report: &crate::runner::Report) -> Vec<String> {
     use crate::runner::Verdict;
-    let mut problems: Vec<String> = report
-        .undeclared
-        .iter()
-        .map(|name| format!("test `{name}` is not declared in exercise.toml"))
-        .collect();
+    let mut problems = report.undeclared_problems();
     let name = &variant.name;
     let about = &variant.about;
     match &variant.caught_by {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::book;
-use crate::runner::{self, Place, Report, Verdict};
+use crate::runner::{self, Place, Verdict};
 use crate::seal;
 use crate::variants::{self, Variants};
 use crate::workshop::{Exercise, Workshop};
@@ -276,7 +276,7 @@ pub fn exercise_problems(workshop: &Workshop, e: &Exercise) -> Result<Vec<String
     let mut problems = Vec::new();
     let place = Place::workshop(&workshop.root);
     let given = runner::run(&place, &e.meta, &e.package())?;
-    problems.extend(undeclared(&given));
+    problems.extend(given.undeclared_problems());
     match &e.meta.compile_fail {
         Some(cf) => {
             if given.compiled() {
@@ -329,7 +329,7 @@ pub fn exercise_problems(workshop: &Workshop, e: &Exercise) -> Result<Vec<String
     }
 
     let solved = runner::run(&place, &e.meta, &e.solution_package())?;
-    problems.extend(undeclared(&solved));
+    problems.extend(solved.undeclared_problems());
     if !solved.compiled() {
         problems.push(format!(
             "the solution does not compile:\n{}",
@@ -349,14 +349,6 @@ pub fn exercise_problems(workshop: &Workshop, e: &Exercise) -> Result<Vec<String
         }
     }
     Ok(problems)
-}
-
-fn undeclared(report: &Report) -> Vec<String> {
-    report
-        .undeclared
-        .iter()
-        .map(|name| format!("test `{name}` is not declared in exercise.toml"))
-        .collect()
 }
 
 /// A cargo command for the runner's own workspace (`xtask/`), built where `cargo xtask` builds.
