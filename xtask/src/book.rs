@@ -141,6 +141,7 @@ pub fn build_and_check(workshop: &Workshop) -> Result<Vec<String>> {
             problems.extend(crate::browser::test_site(
                 &site,
                 &workshop.path("target/book-screenshots"),
+                &diagram_counts(workshop)?,
             )?);
         }
         Err(error) => problems.push(format!("{error:#}")),
@@ -181,6 +182,19 @@ fn check_sources(workshop: &Workshop) -> Result<Vec<String>> {
                 problems.push(format!("{rel}: {{{{#{directive}}}}}: {problem}"));
             }
         }
+        problems.extend(crate::pages::check_page(&workshop.root, &rel, &text));
+    }
+    for (svg, shown_on) in diagram_pages(workshop)? {
+        let rel = svg
+            .strip_prefix(&workshop.root)
+            .unwrap_or(&svg)
+            .display()
+            .to_string();
+        let text = fs::read_to_string(&svg).with_context(|| format!("reading {rel}"))?;
+        problems.extend(crate::pages::check_diagram(&rel, &text));
+        if shown_on.is_empty() {
+            problems.push(format!("{rel}: a diagram no page includes"));
+        }
     }
     let pages: BTreeSet<PathBuf> = files
         .iter()
@@ -219,8 +233,46 @@ fn check_sources(workshop: &Workshop) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+/// Every diagram and the Markdown pages (relative to `book/src`) that include it.
+fn diagram_pages(workshop: &Workshop) -> Result<BTreeMap<PathBuf, Vec<PathBuf>>> {
+    let src = workshop.path("book/src");
+    let mut files = Vec::new();
+    markdown_files(&src, &mut files);
+    let pages: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .map(|f| {
+            let text =
+                fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            Ok((f, text))
+        })
+        .collect::<Result<_>>()?;
+    Ok(crate::pages::diagrams(&src, &pages)
+        .into_iter()
+        .map(|(svg, shown)| {
+            let shown = shown
+                .into_iter()
+                .filter_map(|p| p.strip_prefix(&src).ok().map(Path::to_path_buf))
+                .collect();
+            (svg, shown)
+        })
+        .collect())
+}
+
+/// The built pages that show diagrams, and how many each shows: the browser test checks that
+/// each one is displayed.
+fn diagram_counts(workshop: &Workshop) -> Result<BTreeMap<String, usize>> {
+    let mut counts = BTreeMap::new();
+    for (_, shown_on) in diagram_pages(workshop)? {
+        for page in shown_on {
+            let html = page.with_extension("html").display().to_string();
+            *counts.entry(html).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
+}
+
 /// `include path:anchor` directives (also `rustdoc_include`) found in `text`.
-fn includes(text: &str) -> Vec<String> {
+pub(crate) fn includes(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{#") {
@@ -356,7 +408,7 @@ fn html_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {

@@ -5,6 +5,7 @@
 //! Chromium is not a learner's dependency: when it is missing the test is skipped with a note
 //! (CI installs it first, see `.ci/run`).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -78,7 +79,12 @@ pub fn chromium() -> Option<PathBuf> {
 }
 
 /// Runs the browser test on the built site; returns the problems found, each naming its page.
-pub fn test_site(site: &Path, screenshots: &Path) -> Result<Vec<String>> {
+/// `diagrams` names each built page (site-relative) that includes diagrams, and how many.
+pub fn test_site(
+    site: &Path,
+    screenshots: &Path,
+    diagrams: &BTreeMap<String, usize>,
+) -> Result<Vec<String>> {
     let Some(chromium) = chromium() else {
         // On CI a skipped browser test would be a green light that proves nothing.
         if std::env::var_os("CI").is_some() {
@@ -137,12 +143,25 @@ pub fn test_site(site: &Path, screenshots: &Path) -> Result<Vec<String>> {
             ));
         }
     }
+    // `theme/diagrams.js` marks each inline diagram the browser laid out with a real size.
+    for (page, expected) in diagrams {
+        let dom = dump_dom(&chromium, &format!("{base}/{page}"))?;
+        let shown = dom.matches("data-rendered=\"yes\"").count();
+        if shown != *expected {
+            problems.push(format!(
+                "{page}: {shown} of its {expected} diagram(s) displayed"
+            ));
+        }
+    }
+    // A glossary term is found by search, and the glossary is among the results.
+    let glossary = dump_dom(&chromium, &format!("{base}/index.html?search=keep-alive"))?;
+    if !search_results(&glossary).contains("glossary.html") {
+        problems
+            .push("index.html?search=keep-alive: the glossary is not among the results".to_owned());
+    }
     let search = dump_dom(&chromium, &format!("{base}/index.html?search=JoinSet"))?;
     fs::write(screenshots.join("search_JoinSet.html"), &search)?;
-    // mdBook 0.5 names the list `mdbook-searchresults` (0.4: `searchresults`).
-    let results = search.split("searchresults\">").nth(1).unwrap_or("");
-    let results = results.split("</ul>").next().unwrap_or("");
-    if !results.contains("<li") {
+    if !search_results(&search).contains("<li") {
         problems.push("index.html?search=JoinSet: the search returned no results".to_owned());
     }
     screenshot(
@@ -151,12 +170,20 @@ pub fn test_site(site: &Path, screenshots: &Path) -> Result<Vec<String>> {
         &screenshots.join("search_JoinSet.png"),
     )?;
     println!(
-        "  browser test: {} page(s) and search, {} problem(s); screenshots in {}",
+        "  browser test: {} page(s), {} page(s) with diagrams, and search: {} problem(s); screenshots in {}",
         PAGES.len(),
+        diagrams.len(),
         problems.len(),
         screenshots.display()
     );
     Ok(problems)
+}
+
+/// The search results list of a dumped page.
+fn search_results(dom: &str) -> &str {
+    // mdBook 0.5 names the list `mdbook-searchresults` (0.4: `searchresults`).
+    let results = dom.split("searchresults\">").nth(1).unwrap_or("");
+    results.split("</ul>").next().unwrap_or("")
 }
 
 /// Flags for a headless Chromium on a machine with no network but loopback.
@@ -181,7 +208,7 @@ fn headless(chromium: &Path) -> Command {
     command
 }
 
-fn dump_dom(chromium: &Path, url: &str) -> Result<String> {
+pub(crate) fn dump_dom(chromium: &Path, url: &str) -> Result<String> {
     let output = headless(chromium)
         .arg("--dump-dom")
         .arg(url)
@@ -191,7 +218,7 @@ fn dump_dom(chromium: &Path, url: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn screenshot(chromium: &Path, url: &str, file: &Path) -> Result<()> {
+pub(crate) fn screenshot(chromium: &Path, url: &str, file: &Path) -> Result<()> {
     headless(chromium)
         .arg(format!("--screenshot={}", file.display()))
         .arg("--window-size=1280,1000")
@@ -205,7 +232,7 @@ fn screenshot(chromium: &Path, url: &str, file: &Path) -> Result<()> {
 
 /// Serves `root` on `127.0.0.1:0` from a background thread for the rest of the process, and
 /// returns its base URL. GET only, files only: all a static site needs.
-fn serve(root: PathBuf) -> Result<String> {
+pub(crate) fn serve(root: PathBuf) -> Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0 for the book")?;
     let base = format!("http://{}", listener.local_addr()?);
     thread::spawn(move || {

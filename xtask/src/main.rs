@@ -8,6 +8,7 @@ mod browser;
 mod interview;
 mod learner;
 mod meta;
+mod pages;
 mod progress;
 mod runner;
 mod scaffold;

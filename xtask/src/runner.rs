@@ -343,20 +343,62 @@ pub fn diagnostic_line(message: &Value) -> Option<String> {
     })
 }
 
-/// Compiles `package` (a crate that must not compile) and returns its diagnostic lines.
-pub fn compile_errors(root: &Path, package: &str) -> Result<Vec<String>> {
+/// What the compiler says about a crate that must not compile.
+pub struct CompileErrors {
+    /// One headline per error (`error[E0382]: use of moved value: ...`).
+    pub headlines: Vec<String>,
+    /// The full diagnostics as a learner sees them, with the paths that differ from machine
+    /// to machine trimmed: the crate's own folder and the registry's.
+    pub rendered: String,
+}
+
+/// Compiles `package` (a crate that must not compile) and returns its errors.
+pub fn compile_errors(root: &Path, package: &str, folder: &str) -> Result<CompileErrors> {
     let output = Command::new(cargo())
         .current_dir(root)
         .args(["build", "--message-format=json", "-p", package])
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running cargo build -p {package}"))?;
-    Ok(String::from_utf8_lossy(&output.stdout)
+    let mut errors = CompileErrors {
+        headlines: Vec::new(),
+        rendered: String::new(),
+    };
+    for message in String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|m| m["reason"] == "compiler-message")
-        .filter_map(|m| diagnostic_line(&m["message"]))
-        .collect())
+    {
+        let Some(headline) = diagnostic_line(&message["message"]) else {
+            continue;
+        };
+        errors.headlines.push(headline);
+        let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
+        errors.rendered.push_str(&trim_paths(rendered, folder));
+    }
+    Ok(errors)
+}
+
+/// `lessons/junior/compile-fail/x/src/lib.rs` becomes `src/lib.rs`, and
+/// `/home/me/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/...`
+/// becomes `tokio-1.54.1/src/...`.
+fn trim_paths(rendered: &str, folder: &str) -> String {
+    let own = format!("{}/", folder.trim_end_matches('/'));
+    rendered
+        .lines()
+        .map(|line| {
+            let line = line.replace(&own, "");
+            match (line.find("--> /"), line.find("/registry/src/")) {
+                (Some(arrow), Some(registry)) => {
+                    let after = &line[registry + "/registry/src/".len()..];
+                    let after = after.split_once('/').map_or(after, |(_, rest)| rest);
+                    format!("{}--> {after}", &line[..arrow])
+                }
+                _ => line,
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
 }
 
 fn clippy(place: &Place, package: &str, deny: &[String], log: &mut String) -> Result<Verdict> {
