@@ -1,1 +1,4 @@
-//! The interview bank's evidence: each test in `tests/` backs a claim a model answer makes.
+//! The interview bank's evidence: each test in `tests/` backs a claim a model answer makes, and
+//! the examples below are the claims that are about the compiler rather than about behaviour.
+
+pub mod overload;
