@@ -76,12 +76,9 @@ async fn http1_pair(
 ) {
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     tokio::spawn(
-        server_h1::Builder::new()
-            .serve_connection(TokioIo::new(server_io), service(gauge, served)),
+        server_h1::Builder::new().serve_connection(TokioIo::new(server_io), service(gauge, served)),
     );
-    let (sender, connection) = client_h1::handshake(TokioIo::new(client_io))
-        .await
-        .unwrap();
+    let (sender, connection) = client_h1::handshake(TokioIo::new(client_io)).await.unwrap();
     (sender, tokio::spawn(connection))
 }
 
@@ -130,9 +127,10 @@ fn http2_resets_only_the_stream_of_a_dropped_body() {
                 service(gauge.clone(), served.clone()),
             ),
         );
-        let (mut sender, connection) = client_h2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
-            .await
-            .unwrap();
+        let (mut sender, connection) =
+            client_h2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
+                .await
+                .unwrap();
         let connection = tokio::spawn(connection);
         let response = sender.send_request(get("/endless")).await.unwrap();
         assert_eq!(gauge.live(), 1);

@@ -55,7 +55,10 @@ fn a_future_that_is_always_ready_never_yields() {
         }
         tokio::task::yield_now().await; // the only point where the neighbour can run
     });
-    assert_eq!(seen, ROUNDS, "the neighbour ran only once the loop was over");
+    assert_eq!(
+        seen, ROUNDS,
+        "the neighbour ran only once the loop was over"
+    );
 }
 
 #[test]

@@ -115,7 +115,8 @@ where
     times
 }
 
-fn rate_limited() -> RateLimit<tower::util::ServiceFn<fn(()) -> std::future::Ready<Result<(), tower::BoxError>>>> {
+fn rate_limited()
+-> RateLimit<tower::util::ServiceFn<fn(()) -> std::future::Ready<Result<(), tower::BoxError>>>> {
     let inner: fn(()) -> std::future::Ready<Result<(), tower::BoxError>> =
         |_| std::future::ready(Ok(()));
     ServiceBuilder::new()
@@ -139,7 +140,11 @@ fn a_rate_limit_built_per_connection_limits_each_connection_separately() {
         // What a stack built inside the accept loop does: one limiter per connection.
         let per_connection = [rate_limited(), rate_limited()];
         let times = four_calls(per_connection.map(|limit| limit.map_err(Into::into))).await;
-        assert_eq!(times, [Duration::ZERO; 4], "four calls let through in the first second");
+        assert_eq!(
+            times,
+            [Duration::ZERO; 4],
+            "four calls let through in the first second"
+        );
     });
 }
 

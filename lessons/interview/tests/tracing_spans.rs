@@ -125,7 +125,9 @@ async fn handler(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
 }
 
 fn get() -> Request<Empty<Bytes>> {
-    Request::get("http://bank.test/").body(Empty::new()).unwrap()
+    Request::get("http://bank.test/")
+        .body(Empty::new())
+        .unwrap()
 }
 
 /// hyper's executor for HTTP/2 stream tasks: plain `tokio::spawn` like `TokioExecutor`, or,
@@ -159,8 +161,13 @@ async fn handler_span(http2: Option<Spawner>) -> Option<String> {
     let io = TokioIo::new(server_io);
     let server = match http2 {
         None => tokio::spawn(
-            async move { http1::Builder::new().serve_connection(io, service_fn(handler)).await.is_ok() }
-                .instrument(connection),
+            async move {
+                http1::Builder::new()
+                    .serve_connection(io, service_fn(handler))
+                    .await
+                    .is_ok()
+            }
+            .instrument(connection),
         ),
         Some(spawner) => tokio::spawn(
             async move {
@@ -174,13 +181,16 @@ async fn handler_span(http2: Option<Spawner>) -> Option<String> {
     };
     let client_io = TokioIo::new(client_io);
     let response = if http2.is_some() {
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), client_io)
-            .await
-            .unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), client_io)
+                .await
+                .unwrap();
         tokio::spawn(conn);
         sender.send_request(get()).await.unwrap()
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(client_io).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(client_io)
+            .await
+            .unwrap();
         tokio::spawn(conn);
         sender.send_request(get()).await.unwrap()
     };
@@ -208,6 +218,9 @@ fn an_http2_handler_is_spawned_outside_the_connections_span() {
 fn an_executor_that_carries_the_span_brings_it_to_http2_handlers() {
     check(HANG).paused(|| async {
         let carrying = Spawner { carry_span: true };
-        assert_eq!(handler_span(Some(carrying)).await.as_deref(), Some("connection"));
+        assert_eq!(
+            handler_span(Some(carrying)).await.as_deref(),
+            Some("connection")
+        );
     });
 }
