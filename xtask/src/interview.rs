@@ -6,7 +6,8 @@
 //! selected questions with everything and exits: it never waits for input it cannot get.
 //!
 //! The order is a shuffle seeded by `--seed` (or the clock), with a small splitmix64 generator,
-//! so that a handout can be reproduced exactly.
+//! so that a handout can be reproduced exactly. A draw never repeats a core fact while the pool
+//! still has questions about another one: questions whose fact was already drawn come last.
 
 mod bank;
 
@@ -66,6 +67,7 @@ pub fn run(workshop: &Workshop, options: &Options) -> Result<()> {
     let seed = options.seed.unwrap_or_else(clock_seed);
     let mut selection = pool.clone();
     shuffle(&mut selection, seed);
+    let mut selection = distinct_facts_first(selection);
     let wanted = options.count.unwrap_or(selection.len());
     selection.truncate(wanted);
 
@@ -191,11 +193,21 @@ fn question_block(q: &Question) -> String {
     format!("\nQUESTION\n{}", reflow(&plain(q, &q.question), "  "))
 }
 
+/// The fact the question is about: shown with the answer, not before (it would give it away).
+fn core_fact_block(q: &Question) -> String {
+    format!(
+        "\nCORE FACT ({})\n{}",
+        q.core_fact.key,
+        reflow(&plain(q, &q.core_fact.text), "  ")
+    )
+}
+
 fn answer_block(q: &Question) -> String {
-    let mut out = format!(
+    let mut out = core_fact_block(q);
+    out.push_str(&format!(
         "\nMODEL ANSWER\n{}",
         reflow(&plain(q, &q.model_answer), "  ")
-    );
+    ));
     out.push_str("\nWRONG ANSWERS\n");
     for wrong in &q.wrong_answers {
         out.push_str(&item(&format!(
@@ -204,9 +216,19 @@ fn answer_block(q: &Question) -> String {
             plain(q, &wrong.why)
         )));
     }
-    out.push_str("\nFOLLOW-UPS\n");
+    out.push_str("\nFOLLOW-UPS (what each level's answer adds)\n");
     for follow_up in &q.follow_ups {
-        out.push_str(&item(&plain(q, follow_up)));
+        out.push_str(&item(&format!(
+            "{}: {}",
+            follow_up.tier.label(),
+            plain(q, &follow_up.text)
+        )));
+    }
+    if !q.checked_by.is_empty() {
+        out.push_str("\nCHECKED BY\n");
+        for evidence in &q.checked_by {
+            out.push_str(&item(&plain(q, evidence)));
+        }
     }
     out.push_str("\nTEACHES\n");
     for link in &q.teaches {
@@ -351,6 +373,31 @@ fn again_command(level: Option<&str>, count: Option<usize>, seed: u64) -> String
     command
 }
 
+/// The shuffled pool reordered so that no core fact comes twice while another fact is still
+/// waiting: the first question of each fact, in shuffled order, then the rest, in shuffled
+/// order. A draw of `n` therefore repeats a fact only if the pool has fewer than `n` facts.
+fn distinct_facts_first<'a>(shuffled: Vec<&'a Question>) -> Vec<&'a Question> {
+    let mut seen = std::collections::BTreeSet::new();
+    let (first, repeats): (Vec<&Question>, Vec<&Question>) = shuffled
+        .into_iter()
+        .partition(|q| seen.insert(q.core_fact.key.clone()));
+    first.into_iter().chain(repeats).collect()
+}
+
+/// What `verify` checks about the bank beyond what loading it checks: how often each core fact
+/// is asked, and that every cited test and source exists. Loading errors come back as one
+/// problem.
+pub fn problems(root: &std::path::Path) -> Vec<String> {
+    match bank::load(root) {
+        Err(error) => vec![format!("interview bank: {error:#}")],
+        Ok(questions) => bank::check(&questions)
+            .into_iter()
+            .chain(bank::evidence_problems(root, &questions))
+            .map(|problem| format!("interview bank: {problem}"))
+            .collect(),
+    }
+}
+
 /// A seed from the clock, for a different order every run; shown so it can be reused.
 fn clock_seed() -> u64 {
     let nanos = SystemTime::now()
@@ -418,6 +465,54 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..42).collect::<Vec<_>>());
+    }
+
+    fn question(id: &str, fact: &str) -> Question {
+        Question {
+            id: id.to_owned(),
+            title: String::new(),
+            level: "staff".to_owned(),
+            file: Default::default(),
+            line: 1,
+            teaches: Vec::new(),
+            planned: None,
+            core_fact: bank::CoreFact {
+                key: fact.to_owned(),
+                text: String::new(),
+            },
+            question: String::new(),
+            model_answer: String::new(),
+            wrong_answers: Vec::new(),
+            follow_ups: Vec::new(),
+            checked_by: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_draw_repeats_a_fact_only_once_every_fact_has_been_drawn() {
+        let pool = [
+            question("Q1", "a"),
+            question("Q2", "a"),
+            question("Q3", "b"),
+            question("Q4", "a"),
+            question("Q5", "c"),
+        ];
+        let ids = |order: Vec<&Question>| order.iter().map(|q| q.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(distinct_facts_first(pool.iter().collect())),
+            ["Q1", "Q3", "Q5", "Q2", "Q4"]
+        );
+        // Whatever the shuffle, the first three are three different facts.
+        for seed in 0..50 {
+            let mut shuffled: Vec<&Question> = pool.iter().collect();
+            shuffle(&mut shuffled, seed);
+            let drawn = distinct_facts_first(shuffled);
+            let facts: std::collections::BTreeSet<&str> = drawn[..3]
+                .iter()
+                .map(|q| q.core_fact.key.as_str())
+                .collect();
+            assert_eq!(facts.len(), 3, "seed {seed}");
+        }
     }
 
     #[test]

@@ -256,6 +256,8 @@ fn structure(workshop: &Workshop) -> Result<Vec<String>> {
         let declared = variants::load(workshop, e)?;
         problems.extend(variants::problems(workshop, e, &declared));
     }
+    // The interview bank's fields (core facts, tiered follow-ups) and the tests it cites.
+    problems.extend(crate::interview::problems(&workshop.root));
     let stale = seal::stale(workshop)?;
     if !stale.is_empty() {
         problems.push(format!(

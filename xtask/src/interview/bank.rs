@@ -19,12 +19,30 @@ pub const BANK_DIR: &str = "book/src/interview";
 /// The levels that have a page of questions, in course order.
 pub const LEVELS: [&str; 4] = ["junior", "middle", "senior", "staff"];
 
-/// The four parts of a question's body, in the order they must appear.
+/// The parts of a question's body, in the order they must appear; the last is optional.
 const QUESTION: &str = "**Question.**";
 const MODEL_ANSWER: &str = "**Model answer.**";
 const WRONG_ANSWERS: &str = "**Wrong answers.**";
 const FOLLOW_UPS: &str = "**Follow-ups.**";
-const MARKERS: [&str; 4] = [QUESTION, MODEL_ANSWER, WRONG_ANSWERS, FOLLOW_UPS];
+const CHECKED_BY: &str = "**Checked by.**";
+const MARKERS: [&str; 5] = [
+    QUESTION,
+    MODEL_ANSWER,
+    WRONG_ANSWERS,
+    FOLLOW_UPS,
+    CHECKED_BY,
+];
+/// The parts every question has.
+const REQUIRED: usize = 4;
+
+/// The line between the metadata and the question: the one fact the question is about.
+const CORE_FACT: &str = "**Core fact:** ";
+
+/// A core fact may be the answer to this many questions at most: more, and a random draw
+/// keeps asking the same thing (merge the questions, or aim one at another fact).
+pub const MAX_QUESTIONS_PER_FACT: usize = 2;
+/// A draw of this many questions at any one level must be able to avoid repeating a fact.
+pub const DISTINCT_FACTS_PER_LEVEL: usize = 5;
 
 /// A markdown link: `[text](target)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +58,47 @@ pub struct WrongAnswer {
     pub why: String,
 }
 
+/// Whose answer a follow-up separates: what a mid-level, a senior and a staff answer add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    Middle,
+    Senior,
+    Staff,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Middle, Tier::Senior, Tier::Staff];
+
+    /// The word that opens the follow-up: `- **Middle.** ...`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Middle => "Middle",
+            Tier::Senior => "Senior",
+            Tier::Staff => "Staff",
+        }
+    }
+}
+
+/// A follow-up probe, with the tier of answer it listens for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUp {
+    pub tier: Tier,
+    /// The probe and its "Listen for:", without the tier's label.
+    pub text: String,
+}
+
+/// The one fact a question is about: `key` names it (two questions with the same key test
+/// the same thing, and the drill never draws both), `text` states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreFact {
+    pub key: String,
+    pub text: String,
+}
+
 /// One question of the bank.
 #[derive(Debug, Clone)]
 pub struct Question {
-    /// `Q1`..`Q33` (the seed questions) or `R1`..`R9` (Rust-only).
+    /// `Q1`..`Q33` (the seed questions) or `R1`, `R2`... (Rust-only).
     pub id: String,
     pub title: String,
     pub level: String,
@@ -55,10 +110,14 @@ pub struct Question {
     pub teaches: Vec<Link>,
     /// Material that is planned but not written yet, in plain text.
     pub planned: Option<String>,
+    pub core_fact: CoreFact,
     pub question: String,
     pub model_answer: String,
     pub wrong_answers: Vec<WrongAnswer>,
-    pub follow_ups: Vec<String>,
+    /// In tier order: every tier at least once.
+    pub follow_ups: Vec<FollowUp>,
+    /// The tests and sources the answer rests on, as written (may be empty).
+    pub checked_by: Vec<String>,
 }
 
 impl Question {
@@ -135,10 +194,20 @@ fn parse_question(lines: &[&str], offset: usize, level: &str, file: &Path) -> Re
         );
     }
 
-    // The four parts, each opened by its marker at the start of a line, in order.
+    // The core fact: the first non-blank line after the metadata, and the lines joined to it.
+    let fact_index = (meta_index + 1..lines.len())
+        .find(|&i| !lines[i].trim().is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{}: {id} has no {}", at(meta_index), CORE_FACT.trim()))?;
+    let fact_end = (fact_index..lines.len())
+        .find(|&i| lines[i].trim().is_empty())
+        .unwrap_or(lines.len());
+    let core_fact = parse_core_fact(&lines[fact_index..fact_end].join(" "))
+        .map_err(|e| anyhow::anyhow!("{}: {id}: {e}", at(fact_index)))?;
+
+    // The parts, each opened by its marker at the start of a line, in order.
     let mut sections: Vec<(usize, &str)> = Vec::new();
     let mut fence = false;
-    for (i, line) in lines.iter().enumerate().skip(meta_index + 1) {
+    for (i, line) in lines.iter().enumerate().skip(fact_end) {
         if is_fence(line) {
             fence = !fence;
             continue;
@@ -150,22 +219,22 @@ fn parse_question(lines: &[&str], offset: usize, level: &str, file: &Path) -> Re
             sections.push((i, marker));
         } else if sections.is_empty() && !line.trim().is_empty() {
             bail!(
-                "{}: {id}: expected `{QUESTION}` after the metadata line, found `{}`",
+                "{}: {id}: expected `{QUESTION}` after the core fact, found `{}`",
                 at(i),
                 line.trim()
             );
         }
     }
     let found: Vec<&str> = sections.iter().map(|(_, m)| *m).collect();
-    if found != MARKERS {
-        let missing: Vec<&str> = MARKERS
+    if found != MARKERS[..REQUIRED] && found != MARKERS {
+        let missing: Vec<&str> = MARKERS[..REQUIRED]
             .iter()
             .filter(|m| !found.contains(m))
             .copied()
             .collect();
         if missing.is_empty() {
             bail!(
-                "{}: {id}: its parts must appear once each, in the order {}; found {}",
+                "{}: {id}: its parts must appear once each, in the order {} (the last is optional); found {}",
                 at(0),
                 MARKERS.join(", "),
                 found.join(", ")
@@ -206,14 +275,62 @@ fn parse_question(lines: &[&str], offset: usize, level: &str, file: &Path) -> Re
     }
 
     let (f_at, f_lines) = body(3);
-    let follow_ups: Vec<String> = list_items(&f_lines)
-        .map_err(|(i, e)| anyhow::anyhow!("{}: {id}: {e}", at(f_at + i)))?
-        .into_iter()
-        .map(|(_, item)| item)
-        .collect();
-    if follow_ups.is_empty() {
-        bail!("{}: {id}: no follow-ups listed", at(f_at));
+    let mut follow_ups: Vec<FollowUp> = Vec::new();
+    for (i, item) in
+        list_items(&f_lines).map_err(|(i, e)| anyhow::anyhow!("{}: {id}: {e}", at(f_at + i)))?
+    {
+        let follow_up =
+            parse_follow_up(&item).map_err(|e| anyhow::anyhow!("{}: {id}: {e}", at(f_at + i)))?;
+        if let Some(last) = follow_ups.last()
+            && last.tier > follow_up.tier
+        {
+            bail!(
+                "{}: {id}: a {} follow-up after a {} one: list them from Middle to Staff",
+                at(f_at + i),
+                follow_up.tier.label(),
+                last.tier.label()
+            );
+        }
+        follow_ups.push(follow_up);
     }
+    let missing: Vec<&str> = Tier::ALL
+        .iter()
+        .filter(|tier| !follow_ups.iter().any(|f| f.tier == **tier))
+        .map(|tier| tier.label())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: {id}: no {} follow-up: each question says what a mid-level, a senior and a staff answer add",
+            at(f_at),
+            missing.join(" or ")
+        );
+    }
+
+    let checked_by = if sections.len() > REQUIRED {
+        let (c_at, c_lines) = body(REQUIRED);
+        let items: Vec<String> = list_items(&c_lines)
+            .map_err(|(i, e)| anyhow::anyhow!("{}: {id}: {e}", at(c_at + i)))?
+            .into_iter()
+            .map(|(_, item)| item)
+            .collect();
+        if items.is_empty() {
+            bail!(
+                "{}: {id}: {CHECKED_BY} lists nothing: leave it out instead",
+                at(c_at)
+            );
+        }
+        for item in &items {
+            if !item.starts_with('`') {
+                bail!(
+                    "{}: {id}: a {CHECKED_BY} item starts with the test or source file in backticks, found `{item}`",
+                    at(c_at)
+                );
+            }
+        }
+        items
+    } else {
+        Vec::new()
+    };
 
     Ok(Question {
         id,
@@ -223,11 +340,150 @@ fn parse_question(lines: &[&str], offset: usize, level: &str, file: &Path) -> Re
         line: offset + 1,
         teaches,
         planned,
+        core_fact,
         question,
         model_answer,
         wrong_answers,
         follow_ups,
+        checked_by,
     })
+}
+
+/// `**Core fact:** `timer-trap` — hyper's timeouts do nothing until the builder has a timer.`
+fn parse_core_fact(line: &str) -> Result<CoreFact, String> {
+    let form = "the line under the metadata is `**Core fact:** `key` — the fact, in one sentence`";
+    let Some(rest) = line.trim().strip_prefix(CORE_FACT) else {
+        return Err(format!("{form}, found `{}`", line.trim()));
+    };
+    let Some((key, text)) = rest
+        .strip_prefix('`')
+        .and_then(|rest| rest.split_once("` — "))
+    else {
+        return Err(format!("{form}, found `{}`", line.trim()));
+    };
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "a core fact's key is lower-case words joined by dashes, found `{key}`"
+        ));
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the core fact is empty".to_owned());
+    }
+    Ok(CoreFact {
+        key: key.to_owned(),
+        text: text.to_owned(),
+    })
+}
+
+/// `**Senior.** A probe? Listen for: what that tier's answer adds.`
+fn parse_follow_up(item: &str) -> Result<FollowUp, String> {
+    for tier in Tier::ALL {
+        if let Some(text) = item.strip_prefix(&format!("**{}.** ", tier.label())) {
+            if !text.contains("Listen for:") {
+                return Err(format!(
+                    "a follow-up says what to listen for (`Listen for: ...`), found `{item}`"
+                ));
+            }
+            return Ok(FollowUp {
+                tier,
+                text: text.trim().to_owned(),
+            });
+        }
+    }
+    Err(format!(
+        "a follow-up starts with its tier, `**Middle.**`, `**Senior.**` or `**Staff.**`, found `{item}`"
+    ))
+}
+
+/// Problems that no single question shows: a fact asked too often, a level whose draw of five
+/// would have to repeat a fact. (`load` has already checked each question.)
+pub fn check(questions: &[Question]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut by_fact: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for q in questions {
+        by_fact.entry(&q.core_fact.key).or_default().push(&q.id);
+    }
+    for (fact, ids) in &by_fact {
+        if ids.len() > MAX_QUESTIONS_PER_FACT {
+            problems.push(format!(
+                "the core fact `{fact}` is the answer to {} questions ({}): at most {MAX_QUESTIONS_PER_FACT}; merge them or aim one at another fact",
+                ids.len(),
+                ids.join(", ")
+            ));
+        }
+    }
+    for level in LEVELS {
+        let facts: BTreeSet<&str> = questions
+            .iter()
+            .filter(|q| q.level == level)
+            .map(|q| q.core_fact.key.as_str())
+            .collect();
+        if facts.len() < DISTINCT_FACTS_PER_LEVEL {
+            problems.push(format!(
+                "the {level} questions test {} distinct core facts: a draw of {DISTINCT_FACTS_PER_LEVEL} would repeat one",
+                facts.len()
+            ));
+        }
+    }
+    problems
+}
+
+/// Checks that each `**Checked by.**` item names something that exists: a lesson test
+/// (`lessons/<crate>/tests/<file>.rs::<test>`), a lesson file (`lessons/<crate>/src/<file>.rs`),
+/// or a crate's source (`<crate>-<version>/<path>`, as in cargo's registry).
+pub fn evidence_problems(root: &Path, questions: &[Question]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for q in questions {
+        for item in &q.checked_by {
+            let cited = item[1..].split('`').next().unwrap_or_default();
+            let at = format!("{}:{} ({})", q.file.display(), q.line, q.id);
+            if let Some(path) = cited.strip_prefix("lessons/").map(|_| cited) {
+                let (file, test) = match path.split_once("::") {
+                    Some((file, test)) => (file, Some(test)),
+                    None => (path, None),
+                };
+                let Ok(text) = fs::read_to_string(root.join(file)) else {
+                    problems.push(format!(
+                        "{at}: checked by `{cited}`, but {file} does not exist"
+                    ));
+                    continue;
+                };
+                if let Some(test) = test
+                    && !text.contains(&format!("fn {test}("))
+                {
+                    problems.push(format!(
+                        "{at}: checked by `{cited}`, but {file} has no `fn {test}`"
+                    ));
+                }
+            } else if !is_crate_source(cited) {
+                problems.push(format!(
+                    "{at}: checked by `{cited}`: name a lesson test (`lessons/.../tests/x.rs::name`), a lesson file, or a crate source (`hyper-1.12.0/src/...`)"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// `hyper-1.12.0/src/proto/h2/server.rs`: a crate name, a dash, a version, then a path.
+fn is_crate_source(cited: &str) -> bool {
+    let Some((crate_version, path)) = cited.split_once('/') else {
+        return false;
+    };
+    let Some((name, version)) = crate_version.rsplit_once('-') else {
+        return false;
+    };
+    !name.is_empty()
+        && !path.is_empty()
+        && version.split('.').count() == 3
+        && version
+            .split('.')
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// `## Q3 · How does a handler learn that the client left? {#q3}`.
@@ -566,6 +822,9 @@ Some introduction, ignored, with a [link](../junior/index.md).
 
 **Level:** junior · **Teaches:** [Drop is cancellation](../junior/cancellation.md), [J08 · The client left](../junior/exercises/j08-disconnect.md) · **Planned:** Exercise M01 unread-body, middle level (planned)
 
+**Core fact:** `cancel-by-drop` — a handler is not told the client left:
+its future is dropped.
+
 **Question.** A handler awaits a slow query and the client hangs up.
 What happens?
 
@@ -582,11 +841,20 @@ What happens?
 - *"Always, at once."* — not with an unread body.
 
 **Follow-ups.**
-- What runs on drop? Listen for: `Drop`, nothing after the `.await`.
+- **Middle.** What runs on drop? Listen for: `Drop`, nothing after the `.await`.
+- **Senior.** And with an unread body? Listen for: not dropped.
+- **Staff.** A metric of cancelled requests? Listen for: a guard
+  with a "finished" flag.
+
+**Checked by.**
+- `lessons/interview/tests/x.rs::name`: what it shows.
+- `hyper-1.12.0/src/proto/h1/dispatch.rs`: where.
 
 ## R2 · Which mutex? {#r2}
 
 **Level:** junior · **Teaches:** [Shared state](../junior/shared-state.md)
+
+**Core fact:** `std-mutex-first` — a std mutex, held briefly.
 
 **Question.** std or tokio?
 
@@ -596,7 +864,9 @@ What happens?
 - *"Always tokio."* — slower, and rarely needed.
 
 **Follow-ups.**
-- Why?
+- **Middle.** Why? Listen for: short sections.
+- **Senior.** When tokio's? Listen for: held across an `.await`.
+- **Staff.** And poisoning? Listen for: a choice.
 "#;
 
     fn parse_good() -> Vec<Question> {
@@ -634,9 +904,27 @@ What happens?
             q.wrong_answers[0].why,
             "it never writes: it returns a response."
         );
-        assert_eq!(q.follow_ups.len(), 1);
+        assert_eq!(q.core_fact.key, "cancel-by-drop");
+        assert_eq!(
+            q.core_fact.text,
+            "a handler is not told the client left: its future is dropped."
+        );
+        assert_eq!(q.follow_ups.len(), 3);
+        assert_eq!(q.follow_ups[0].tier, Tier::Middle);
+        assert_eq!(
+            q.follow_ups[0].text,
+            "What runs on drop? Listen for: `Drop`, nothing after the `.await`."
+        );
+        assert_eq!(q.follow_ups[2].tier, Tier::Staff);
+        assert_eq!(
+            q.follow_ups[2].text,
+            "A metric of cancelled requests? Listen for: a guard with a \"finished\" flag."
+        );
+        assert_eq!(q.checked_by.len(), 2);
+        assert!(q.checked_by[0].starts_with("`lessons/interview/tests/x.rs::name`"));
         assert_eq!(questions[1].id, "R2");
         assert_eq!(questions[1].planned, None);
+        assert!(questions[1].checked_by.is_empty());
     }
 
     fn error_of(text: &str) -> String {
@@ -648,7 +936,10 @@ What happens?
 
     #[test]
     fn a_missing_part_is_named() {
-        let text = GOOD.replace("**Follow-ups.**\n- Why?\n", "");
+        let text = GOOD.replace(
+            "**Follow-ups.**\n- **Middle.** Why? Listen for: short sections.\n- **Senior.** When tokio's? Listen for: held across an `.await`.\n- **Staff.** And poisoning? Listen for: a choice.\n",
+            "",
+        );
         assert!(
             error_of(&text).contains("R2 has no **Follow-ups.**"),
             "{}",
@@ -708,8 +999,123 @@ What happens?
 
     #[test]
     fn stray_text_between_list_items_is_refused() {
-        let text = GOOD.replace("- Why?", "- Why?\nA paragraph.");
+        let text = GOOD.replace("a choice.", "a choice.\nA paragraph.");
         assert!(error_of(&text).contains("only `- ` items"));
+    }
+
+    #[test]
+    fn a_core_fact_is_required_with_a_key_and_a_sentence() {
+        let text = GOOD.replace(
+            "**Core fact:** `std-mutex-first` — a std mutex, held briefly.\n\n",
+            "",
+        );
+        assert!(
+            error_of(&text).contains("**Core fact:**"),
+            "{}",
+            error_of(&text)
+        );
+        let text = GOOD.replace("`std-mutex-first` — a std", "std-mutex-first — a std");
+        assert!(
+            error_of(&text).contains("`key` — the fact"),
+            "{}",
+            error_of(&text)
+        );
+        let text = GOOD.replace("`std-mutex-first`", "`Std Mutex`");
+        assert!(
+            error_of(&text).contains("lower-case words"),
+            "{}",
+            error_of(&text)
+        );
+    }
+
+    #[test]
+    fn every_tier_has_a_follow_up_in_order_with_what_to_listen_for() {
+        let text = GOOD.replace("- **Staff.** And poisoning? Listen for: a choice.\n", "");
+        assert!(
+            error_of(&text).contains("no Staff follow-up"),
+            "{}",
+            error_of(&text)
+        );
+        let text = GOOD.replace(
+            "- **Middle.** Why? Listen for: short sections.",
+            "- Why? Listen for: short sections.",
+        );
+        assert!(
+            error_of(&text).contains("starts with its tier"),
+            "{}",
+            error_of(&text)
+        );
+        let text = GOOD.replace(
+            "**Middle.** Why? Listen for: short sections.",
+            "**Middle.** Why?",
+        );
+        assert!(
+            error_of(&text).contains("Listen for:"),
+            "{}",
+            error_of(&text)
+        );
+        let text = GOOD.replace(
+            "- **Middle.** Why? Listen for: short sections.\n- **Senior.** When tokio's? Listen for: held across an `.await`.",
+            "- **Senior.** When tokio's? Listen for: held across an `.await`.\n- **Middle.** Why? Listen for: short sections.",
+        );
+        assert!(
+            error_of(&text).contains("from Middle to Staff"),
+            "{}",
+            error_of(&text)
+        );
+    }
+
+    #[test]
+    fn checked_by_names_files_in_backticks() {
+        let text = GOOD.replace(
+            "- `hyper-1.12.0/src/proto/h1/dispatch.rs`: where.",
+            "- the dispatcher",
+        );
+        assert!(
+            error_of(&text).contains("in backticks"),
+            "{}",
+            error_of(&text)
+        );
+    }
+
+    #[test]
+    fn a_fact_asked_three_times_or_a_level_without_five_facts_is_reported() {
+        let mut questions = parse_good();
+        let problems = check(&questions);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("the junior questions test 2 distinct core facts")),
+            "{problems:?}"
+        );
+        let mut copy = questions[1].clone();
+        copy.id = "R3".to_owned();
+        let mut again = copy.clone();
+        again.id = "R4".to_owned();
+        questions.extend([copy, again]);
+        let problems = check(&questions);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`std-mutex-first` is the answer to 3 questions (R2, R3, R4)")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn evidence_must_exist() {
+        let mut questions = parse_good();
+        questions[0].checked_by = vec![
+            "`lessons/nowhere/tests/x.rs::name`: gone.".to_owned(),
+            "`hyper/src/lib.rs`: no version.".to_owned(),
+        ];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let problems = evidence_problems(&root, &questions);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("does not exist"));
+        assert!(problems[1].contains("name a lesson test"));
+        assert!(is_crate_source("tower-http-0.7.1/src/timeout/body.rs"));
+        assert!(!is_crate_source("tower-http/src/timeout/body.rs"));
     }
 
     #[test]
