@@ -47,8 +47,8 @@ fn stdout(output: &std::process::Output) -> String {
 fn the_bank_parses_and_every_question_has_every_part() {
     let questions = load();
     assert!(
-        questions.len() >= 42,
-        "the bank must hold at least 42 questions, it holds {}",
+        questions.len() >= 50,
+        "the bank must hold at least 50 questions, it holds {}",
         questions.len()
     );
     for q in &questions {
@@ -63,6 +63,10 @@ fn the_bank_parses_and_every_question_has_every_part() {
             !q.teaches.is_empty(),
             "{at}: links to nothing that teaches it"
         );
+        assert!(
+            !q.core_fact.key.is_empty() && !q.core_fact.text.is_empty(),
+            "{at}: no core fact"
+        );
         assert!(!q.question.trim().is_empty(), "{at}: empty question");
         assert!(
             !q.model_answer.trim().is_empty(),
@@ -75,8 +79,25 @@ fn the_bank_parses_and_every_question_has_every_part() {
                 "{at}: a wrong answer without its reason"
             );
         }
-        assert!(!q.follow_ups.is_empty(), "{at}: no follow-ups");
+        for tier in bank::Tier::ALL {
+            assert!(
+                q.follow_ups.iter().any(|f| f.tier == tier),
+                "{at}: no {} follow-up",
+                tier.label()
+            );
+        }
     }
+}
+
+/// What `verify` checks across questions: no fact asked more than twice, five facts a level.
+#[test]
+fn core_facts_are_spread_and_every_cited_test_exists() {
+    let questions = load();
+    let problems: Vec<String> = bank::check(&questions)
+        .into_iter()
+        .chain(bank::evidence_problems(&root(), &questions))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
@@ -88,10 +109,67 @@ fn ids_are_unique_and_every_seed_and_rust_question_is_present() {
     }
     let expected: Vec<String> = (1..=33)
         .map(|n| format!("Q{n}"))
-        .chain((1..=9).map(|n| format!("R{n}")))
+        .chain((1..=17).map(|n| format!("R{n}")))
         .collect();
     let missing: Vec<&String> = expected.iter().filter(|id| !ids.contains(*id)).collect();
     assert!(missing.is_empty(), "missing from the bank: {missing:?}");
+}
+
+/// `Q1-Q7, R2` as the ids it names.
+fn expand_ids(list: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for part in list.split(", ") {
+        match part.split_once('-') {
+            Some((from, to)) => {
+                let prefix = &from[..1];
+                let from: u32 = from[1..].parse().unwrap();
+                let to: u32 = to[1..].parse().unwrap();
+                ids.extend((from..=to).map(|n| format!("{prefix}{n}")));
+            }
+            None => {
+                ids.insert(part.trim().to_owned());
+            }
+        }
+    }
+    ids
+}
+
+/// The bank's introduction says how many questions there are, and lists each page's ids: both
+/// must be what the pages hold.
+#[test]
+fn the_banks_introduction_counts_and_lists_the_questions_it_has() {
+    let questions = load();
+    let index = fs::read_to_string(root().join(bank::BANK_DIR).join("index.md")).unwrap();
+    let words = [
+        "Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten",
+    ];
+    let tens = ["", "", "Twenty", "Thirty", "Forty", "Fifty", "Sixty", "Seventy", "Eighty", "Ninety"];
+    let n = questions.len();
+    let said = if n <= 10 {
+        words[n].to_owned()
+    } else if n % 10 == 0 {
+        tens[n / 10].to_owned()
+    } else {
+        format!("{}-{}", tens[n / 10], words[n % 10].to_lowercase())
+    };
+    assert!(
+        index.contains(&format!("\n{said} questions")),
+        "the introduction must say \"{said} questions\""
+    );
+    for level in LEVELS {
+        let page = format!("({level}.md) | ");
+        let row = index
+            .lines()
+            .find(|line| line.contains(&page))
+            .unwrap_or_else(|| panic!("no row for {level}.md in the table"));
+        let listed = row.split(" | ").nth(1).unwrap();
+        let held: BTreeSet<String> = questions
+            .iter()
+            .filter(|q| q.level == level)
+            .map(|q| q.id.clone())
+            .collect();
+        assert_eq!(expand_ids(listed), held, "the {level} row of the table");
+    }
 }
 
 #[test]

@@ -320,9 +320,9 @@ fn parse_question(lines: &[&str], offset: usize, level: &str, file: &Path) -> Re
             );
         }
         for item in &items {
-            if !item.starts_with('`') {
+            if !item.starts_with('`') && !item.starts_with('[') {
                 bail!(
-                    "{}: {id}: a {CHECKED_BY} item starts with the test or source file in backticks, found `{item}`",
+                    "{}: {id}: a {CHECKED_BY} item starts with the test or source file in backticks, or a link to an advisory, found `{item}`",
                     at(c_at)
                 );
             }
@@ -435,13 +435,21 @@ pub fn check(questions: &[Question]) -> Vec<String> {
 
 /// Checks that each `**Checked by.**` item names something that exists: a lesson test
 /// (`lessons/<crate>/tests/<file>.rs::<test>`), a lesson file (`lessons/<crate>/src/<file>.rs`),
-/// or a crate's source (`<crate>-<version>/<path>`, as in cargo's registry).
+/// a crate's source (`<crate>-<version>/<path>`, as in cargo's registry), or, as a link, an
+/// advisory or documentation page outside the book.
 pub fn evidence_problems(root: &Path, questions: &[Question]) -> Vec<String> {
     let mut problems = Vec::new();
     for q in questions {
         for item in &q.checked_by {
-            let cited = item[1..].split('`').next().unwrap_or_default();
             let at = format!("{}:{} ({})", q.file.display(), q.line, q.id);
+            if item.starts_with('[') {
+                match links(item).first() {
+                    Some(link) if is_external(&link.target) && item.starts_with(&format!("[{}]", link.text)) => {}
+                    _ => problems.push(format!("{at}: `{item}`: an item that starts with a link links an advisory or a page outside the book")),
+                }
+                continue;
+            }
+            let cited = item[1..].split('`').next().unwrap_or_default();
             if let Some(path) = cited.strip_prefix("lessons/").map(|_| cited) {
                 let (file, test) = match path.split_once("::") {
                     Some((file, test)) => (file, Some(test)),
