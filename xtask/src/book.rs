@@ -46,6 +46,63 @@ pub fn generate(workshop: &Workshop) -> Result<()> {
         fs::write(dir.join(format!("{}.md", m.id)), card)
             .with_context(|| format!("writing the card of {}", m.id))?;
     }
+    reading_times(workshop)
+}
+
+/// Writes `book/src/generated/<level>-reading-times.md`: the level's chapters in the sidebar's
+/// order with the minutes each states, and the totals, so the level's figure is always the sum
+/// of its pages (each held honest by the reading-time gate).
+fn reading_times(workshop: &Workshop) -> Result<()> {
+    let src = workshop.path("book/src");
+    let summary = fs::read_to_string(src.join("SUMMARY.md")).context("reading SUMMARY.md")?;
+    for level in crate::workshop::LEVELS {
+        let mut table = String::from("| chapter | minutes |\n|---|--:|\n");
+        let mut total = 0;
+        for line in summary.lines() {
+            let Some((title, target)) = line
+                .trim_start()
+                .strip_prefix("- [")
+                .and_then(|rest| rest.split_once("]("))
+            else {
+                continue;
+            };
+            let target = target.trim_end_matches(')');
+            let Some(page) = target.strip_prefix(&format!("{level}/")) else {
+                continue;
+            };
+            if page.starts_with("exercises") {
+                continue;
+            }
+            let text = fs::read_to_string(src.join(target)).unwrap_or_default();
+            if let Some(minutes) = crate::pages::stated_minutes(&text) {
+                total += minutes;
+                let _ = writeln!(table, "| [{title}](../{level}/{page}) | {minutes} |");
+            }
+        }
+        if total == 0 {
+            continue;
+        }
+        let exercises: u32 = workshop
+            .exercises
+            .iter()
+            .filter(|e| e.meta.level == *level)
+            .map(|e| e.meta.minutes)
+            .sum();
+        let _ = writeln!(
+            table,
+            "| **Reading, in all** | **{total}** (about {:.1} hours) |",
+            f64::from(total) / 60.0
+        );
+        if exercises > 0 {
+            let _ = writeln!(
+                table,
+                "| **The exercises** | **{exercises}** (about {:.1} hours) |",
+                f64::from(exercises) / 60.0
+            );
+        }
+        let file = src.join(format!("generated/{level}-reading-times.md"));
+        fs::write(&file, table).with_context(|| format!("writing {}", file.display()))?;
+    }
     Ok(())
 }
 

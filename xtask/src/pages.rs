@@ -27,6 +27,9 @@ pub fn check_page(root: &Path, rel: &str, text: &str) -> Vec<String> {
             text.lines().count()
         ));
     }
+    if level_page && let Some(problem) = reading_time_problem(text) {
+        problems.push(format!("{rel}: {problem}"));
+    }
     let mut in_code = false;
     let mut in_footnote = false;
     for (number, line) in text.lines().enumerate() {
@@ -68,6 +71,44 @@ pub fn check_page(root: &Path, rel: &str, text: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The `*About N minutes.*` a chapter states under its title, if any.
+pub fn stated_minutes(text: &str) -> Option<u32> {
+    let line = text.lines().take(6).find(|l| l.starts_with("*About "))?;
+    line.trim_start_matches("*About ")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A stated reading time must be one a reader can keep to: at least most of the time the prose
+/// and listings take at 200 words a minute (half a minute a listing), and at most twice that
+/// plus ten minutes for a demo or a question to the room.
+fn reading_time_problem(text: &str) -> Option<String> {
+    let stated = stated_minutes(text)?;
+    let mut in_code = false;
+    let (mut words, mut listings) = (0usize, 0usize);
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            listings += usize::from(!in_code);
+            in_code = !in_code;
+        } else if !in_code {
+            words += line.split_whitespace().count();
+        }
+    }
+    let estimate = words as f64 / 200.0 + listings as f64 * 0.5;
+    let (low, high) = (estimate * 0.75, estimate * 2.0 + 10.0);
+    let stated_f = f64::from(stated);
+    (stated_f < low || stated_f > high).then(|| {
+        format!(
+            "states about {stated} minutes, but its {words} words and {listings} listings read in \
+             about {estimate:.0}: say between {} and {}",
+            low.ceil(),
+            high.floor()
+        )
+    })
 }
 
 /// `lessons/.../tests/x.rs` and `lessons/.../tests/x.rs::name` paths in `line`.
@@ -221,6 +262,24 @@ mod tests {
         let problems = check_page(Path::new("."), "book/src/junior/long.md", &long);
         assert!(problems[0].contains("split it"), "{problems:?}");
         assert!(check_page(Path::new("."), "book/src/contributing.md", &long).is_empty());
+    }
+
+    #[test]
+    fn a_reading_time_must_fit_the_page() {
+        let page = |minutes: u32, words: usize| {
+            format!(
+                "# T\n\n*About {minutes} minutes.*\n\n{}\n",
+                "word ".repeat(words)
+            )
+        };
+        assert_eq!(stated_minutes(&page(7, 1)), Some(7));
+        assert!(reading_time_problem(&page(10, 2000)).is_none());
+        assert!(
+            reading_time_problem(&page(5, 2000))
+                .unwrap()
+                .contains("between 8 and 30")
+        );
+        assert!(reading_time_problem(&page(35, 2000)).is_some());
     }
 
     #[test]

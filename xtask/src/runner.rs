@@ -386,6 +386,12 @@ fn trim_paths(rendered: &str, folder: &str) -> String {
     let own = format!("{}/", folder.trim_end_matches('/'));
     rendered
         .lines()
+        // rustc writes a long type's full name to a file in the target directory, named with
+        // hashes that differ from build to build; the note adds nothing a reader can use.
+        .filter(|line| {
+            !line.contains("the full name for the type has been written to")
+                && !line.contains("to print the full type name to the console")
+        })
         .map(|line| {
             let line = line.replace(&own, "");
             match (line.find("--> /"), line.find("/registry/src/")) {

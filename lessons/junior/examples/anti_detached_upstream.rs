@@ -65,9 +65,14 @@ async fn stuck_upstream() -> String {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl -i http://127.0.0.1:3000/quote");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl -i http://127.0.0.1:3000/quote");
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {

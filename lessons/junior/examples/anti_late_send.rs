@@ -62,9 +62,14 @@ pub fn progress(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl -N http://127.0.0.1:3000/progress, Ctrl-C it after a few lines");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl -N http://127.0.0.1:3000/progress, Ctrl-C it after a few lines");
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
@@ -72,7 +77,7 @@ async fn main() -> std::io::Result<()> {
                 let (response, producer) = progress(20, Duration::from_secs(1));
                 tokio::spawn(async move {
                     if let Ok(ended) = producer.await {
-                        println!("producer: {ended:?}");
+                        tracing::info!("producer: {ended:?}");
                     }
                 });
                 Ok::<_, Infallible>(response)

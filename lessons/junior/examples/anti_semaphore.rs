@@ -55,10 +55,17 @@ pub async fn shed(limit: Arc<Semaphore>, took: Duration) -> Response<Full<Bytes>
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let limit = Arc::new(Semaphore::new(2));
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: for i in 1 2 3 4; do curl -si http://127.0.0.1:3000/ | head -1 & done; wait");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!(
+        "try: for i in 1 2 3 4; do curl -si http://127.0.0.1:3000/ | head -1 & done; wait"
+    );
     loop {
         let (stream, _) = listener.accept().await?;
         let limit = Arc::clone(&limit);

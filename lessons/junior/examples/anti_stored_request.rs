@@ -75,15 +75,20 @@ fn status(status: StatusCode) -> Response<Full<Bytes>> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(job) = jobs.recv().await {
-            println!("job for {}: {} bytes", job.uri, job.body.len());
+            tracing::info!("job for {}: {} bytes", job.uri, job.body.len());
         }
     });
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl -d 'resize me' http://127.0.0.1:3000/thumbnails");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl -d 'resize me' http://127.0.0.1:3000/thumbnails");
     loop {
         let (stream, _) = listener.accept().await?;
         let queue = queue.clone();

@@ -7,7 +7,7 @@
 //! curl http://127.0.0.1:3000/slow          # press Ctrl-C after a second: "dropped"
 //! ```
 //!
-//! The server prints what happened to each handler, and how each connection ended.
+//! The server logs what happened to each handler, and how each connection ended.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// Where the server reports what happens: `main` prints it, the tests read it.
+/// Where the server reports what happens: `main` logs it, the tests read it.
 pub type Events = mpsc::UnboundedSender<String>;
 
 // ANCHOR: guard
@@ -61,7 +61,8 @@ async fn slow(
     let _ = events.send(format!("{path}: started"));
 
     // If the future is dropped while it waits here, execution never comes back:
-    // nothing below this line runs, and `report` is dropped with `finished == false`.
+    // nothing below this line runs, and `report` is dropped with
+    // `finished == false`.
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     let _ = events.send(format!("{path}: finished"));
@@ -89,14 +90,19 @@ where
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without a timestamp, so that they read like the book's transcripts.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl http://127.0.0.1:3000/slow   (and press Ctrl-C before 10 s)");
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!("try: curl http://127.0.0.1:3000/slow   (and press Ctrl-C before 10 s)");
 
-    let (events, mut printed) = mpsc::unbounded_channel();
+    let (events, mut logged) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Some(event) = printed.recv().await {
-            println!("{event}");
+        while let Some(event) = logged.recv().await {
+            tracing::info!("{event}");
         }
     });
     loop {

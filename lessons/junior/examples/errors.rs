@@ -8,6 +8,8 @@
 //! curl -i http://127.0.0.1:3000/notes/9        # 404
 //! curl -i http://127.0.0.1:3000/notes/13       # 500, details only in the server's log
 //! curl -i -d @/etc/services http://127.0.0.1:3000/notes   # 413
+//! curl -i http://127.0.0.1:3000/boom           # 500 from CatchPanicLayer: the handler panicked
+//! RUST_LOG=debug cargo run -p lessons-junior --example errors   # also log routine endings
 //! ```
 use std::convert::Infallible;
 use std::error::Error;
@@ -15,12 +17,15 @@ use std::fmt;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Body;
-use hyper::service::service_fn;
+use hyper::body::{Body, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, DefaultResponseForPanic};
+use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -50,7 +55,7 @@ impl ApiError {
         let message = match self {
             ApiError::BadRequest(why) => why.to_owned(),
             ApiError::Internal(cause) => {
-                eprintln!("internal error: {cause}"); // for us, with the details
+                tracing::error!("internal error: {cause}"); // for us, with the details
                 "internal error".to_owned() // for the client, without them
             }
             ApiError::NotFound | ApiError::BodyTooLarge => {
@@ -110,6 +115,8 @@ where
             *response.status_mut() = StatusCode::CREATED;
             Ok(response)
         }
+        // Stands for a bug: the one route that panics, to show what catches it.
+        (&Method::GET, "/boom") => panic!("a bug in the handler"),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -136,6 +143,18 @@ fn load_note(id: u32) -> Result<Option<String>, ApiError> {
     }
 }
 
+// ANCHOR: catch_panic
+/// `service` with panic recovery: a handler that panics answers `500 Service panicked`
+/// (and the panic is logged through `tracing`) instead of taking its connection down.
+pub fn recovering<S>(service: S) -> TowerToHyperService<CatchPanic<S, DefaultResponseForPanic>> {
+    TowerToHyperService::new(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::new())
+            .service(service),
+    )
+}
+// ANCHOR_END: catch_panic
+
 // ANCHOR: routine
 /// Whether a connection that ended with `error` needs anyone's attention.
 ///
@@ -156,24 +175,30 @@ pub fn is_routine(error: &(dyn Error + 'static)) -> bool {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log INFO and above unless RUST_LOG says otherwise (`fmt::init()` alone shows errors only).
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/notes/13");
+    tracing::info!(
+        "listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/notes/13"
+    );
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     loop {
         let (stream, peer) = listener.accept().await?;
         let builder = builder.clone();
         tokio::spawn(async move {
+            let service = recovering(tower::service_fn(service::<Incoming>));
             let served = builder
-                .serve_connection(TokioIo::new(stream), service_fn(service))
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
             // ANCHOR: log_connection
             match served {
                 Ok(()) => {}
                 Err(error) if is_routine(&*error) => {
-                    eprintln!("debug: connection from {peer} ended: {error}")
+                    tracing::debug!("connection from {peer} ended: {error}")
                 }
-                Err(error) => eprintln!("WARN: connection from {peer} failed: {error}"),
+                Err(error) => tracing::warn!("connection from {peer} failed: {error}"),
             }
             // ANCHOR_END: log_connection
         });

@@ -42,7 +42,7 @@ pub async fn serve(listener: TcpListener) {
             Err(err) => {
                 // Running out of file descriptors, for example, passes once other
                 // connections close: log it, pause briefly, keep serving.
-                eprintln!("accept failed: {err}");
+                tracing::warn!("accept failed: {err}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -59,7 +59,7 @@ pub async fn serve(listener: TcpListener) {
                 .serve_connection(io, service)
                 .await;
             if let Err(err) = result {
-                eprintln!("connection from {peer} ended with an error: {err}");
+                tracing::info!("connection from {peer} ended with an error: {err}");
             }
         });
     }
@@ -69,10 +69,15 @@ pub async fn serve(listener: TcpListener) {
 // ANCHOR: main
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl -v http://127.0.0.1:3000/hello");
-    println!(" or: curl -v --http2-prior-knowledge http://127.0.0.1:3000/hello");
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!("try: curl http://127.0.0.1:3000/hello");
+    tracing::info!(" or: curl --http2-prior-knowledge http://127.0.0.1:3000/hello");
     serve(listener).await;
     Ok(())
 }

@@ -49,7 +49,7 @@ where
     let connection_task = tokio::task::id();
     let service = service_fn(move |request| handle(request, connection_task));
     if let Err(err) = builder().serve_connection(TokioIo::new(io), service).await {
-        eprintln!("connection ended with an error: {err}");
+        tracing::info!("connection ended with an error: {err}");
     }
 }
 
@@ -73,9 +73,14 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
+    tracing::info!("listening on http://{addr}");
     tokio::spawn(async move {
         loop {
             let Ok((stream, _peer)) = listener.accept().await else {
@@ -113,7 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         result?;
     }
 
-    println!("still serving; try: curl --http2-prior-knowledge http://127.0.0.1:3000/fast");
+    tracing::info!("still serving; try: curl --http2-prior-knowledge http://127.0.0.1:3000/fast");
     std::future::pending::<()>().await;
     Ok(())
 }

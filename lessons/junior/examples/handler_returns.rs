@@ -6,6 +6,8 @@
 //! - `GET /ticks` streams one line a second through a bounded channel until the client
 //!   leaves; the producer notices because its next send fails.
 //!
+//! The two routes return different body types; `handle` boxes both into one.
+//!
 //! Run it with `cargo run -p lessons-junior --example handler_returns`, then:
 //!
 //! ```console
@@ -19,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -28,9 +30,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
-
-/// Every response body of this server: a full buffer or a stream, boxed to one type.
-pub type Body = BoxBody<Bytes, Infallible>;
 
 /// The largest upload we accept.
 pub const UPLOAD_LIMIT: usize = 1024 * 1024;
@@ -41,37 +40,30 @@ pub struct App {
     pub background: TaskTracker,
 }
 
-pub async fn handle(app: App, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let response = match (request.method(), request.uri().path()) {
-        (&Method::POST, "/upload") => upload(app, request).await,
-        (&Method::GET, "/ticks") => ticks(app),
-        _ => text(StatusCode::NOT_FOUND, "no such route\n".to_owned()),
-    };
-    Ok(response)
-}
-
-fn text(status: StatusCode, text: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(text)).boxed());
+fn text(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
     response
 }
 
 // ANCHOR: upload
-async fn upload(app: App, request: Request<Incoming>) -> Response<Body> {
+async fn upload(app: App, request: Request<Incoming>) -> Response<Full<Bytes>> {
     // The handler owns the body: read it here, once, with a limit.
     let upload = match Limited::new(request.into_body(), UPLOAD_LIMIT)
         .collect()
         .await
     {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n".into()),
+        Err(_) => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n".into());
+        }
     };
 
     // `Bytes` is reference-counted: this clone shares the same memory, and the task
     // owns its handle, so it may outlive the request.
     let for_audit = upload.clone();
     app.background.spawn(async move {
-        println!("audit: {} bytes uploaded", for_audit.len());
+        tracing::info!("audit: {} bytes uploaded", for_audit.len());
     });
 
     text(StatusCode::OK, format!("stored {} bytes\n", upload.len()))
@@ -79,29 +71,61 @@ async fn upload(app: App, request: Request<Incoming>) -> Response<Body> {
 // ANCHOR_END: upload
 
 // ANCHOR: ticks
-fn ticks(app: App) -> Response<Body> {
-    // A bounded channel: the producer can run at most 4 frames ahead of the client.
-    let (tx, mut rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+fn ticks(app: App) -> Response<impl Body<Data = Bytes, Error = Infallible>> {
+    // A bounded channel: the producer can run at most 4 chunks ahead of the client.
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
 
     app.background.spawn(async move {
         for n in 1u64.. {
-            let frame = Frame::data(Bytes::from(format!("tick {n}\n")));
-            // The receiving end lives in the response body, which hyper drops when the
-            // connection ends. From then on every send fails: stop producing.
-            if tx.send(Ok(frame)).await.is_err() {
-                println!("ticks: the client left after {} ticks", n - 1);
+            // The receiving end lives in the response body, which hyper drops when
+            // the connection ends. From then on every send fails: stop producing.
+            if tx.send(Bytes::from(format!("tick {n}\n"))).await.is_err() {
+                tracing::info!("ticks: the client left after {} ticks", n - 1);
                 return;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
 
-    // The handler returns at once: hyper writes the head now and the body frames as the
-    // producer sends them.
-    let body = StreamBody::new(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-    Response::new(body.boxed())
+    // The handler returns at once: hyper writes the head now, and each chunk as the
+    // producer sends it.
+    Response::new(channel_body(rx))
 }
 // ANCHOR_END: ticks
+
+// ANCHOR: channel_body
+/// A response body that yields, as data frames, the chunks sent into `chunks`, and
+/// ends when every `Sender` is gone.
+pub fn channel_body(
+    mut chunks: mpsc::Receiver<Bytes>,
+) -> impl Body<Data = Bytes, Error = Infallible> {
+    // hyper polls the body for a frame, the body polls the channel for a chunk:
+    // Ready(Some(chunk)), Ready(None) once every sender is gone, or Pending.
+    let frames = futures::stream::poll_fn(move |cx| {
+        chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    });
+    StreamBody::new(frames)
+}
+// ANCHOR_END: channel_body
+
+// ANCHOR: routes
+/// Every response body of this server, whatever produced it, boxed to one type.
+pub type BoxedBody = BoxBody<Bytes, Infallible>;
+
+pub async fn handle(
+    app: App,
+    request: Request<Incoming>,
+) -> Result<Response<BoxedBody>, Infallible> {
+    let response = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/upload") => upload(app, request).await.map(BodyExt::boxed),
+        (&Method::GET, "/ticks") => ticks(app).map(BodyExt::boxed),
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()).map(BodyExt::boxed),
+    };
+    Ok(response)
+}
+// ANCHOR_END: routes
 
 pub async fn serve_connection<IO>(io: IO, app: App)
 where
@@ -115,10 +139,15 @@ where
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without a timestamp, so that they read like the book's transcripts.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl --data-binary 'hello' http://127.0.0.1:3000/upload");
-    println!(" or: curl -N http://127.0.0.1:3000/ticks   (then Ctrl-C)");
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!("try: curl --data-binary 'hello' http://127.0.0.1:3000/upload");
+    tracing::info!(" or: curl -N http://127.0.0.1:3000/ticks   (then Ctrl-C)");
     let app = App::default();
     loop {
         // A demo: `first_server.rs` shows an accept loop that survives accept errors.

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -39,8 +40,8 @@ impl Config {
 }
 
 // ANCHOR: store
-/// The current configuration. Readers clone the `Arc` (a counter increment) and let go
-/// of the lock at once; a reload swaps in a new `Arc`.
+/// The current configuration. Readers clone the `Arc` (a counter increment) and let
+/// go of the lock at once; a reload swaps in a new `Arc`.
 #[derive(Debug)]
 pub struct ConfigStore {
     current: RwLock<Arc<Config>>,
@@ -58,7 +59,8 @@ impl ConfigStore {
         Arc::clone(&self.current.read().unwrap())
     }
 
-    /// Installs a new configuration. Requests holding the old `Arc` keep it until they end.
+    /// Installs a new configuration. Requests holding the old `Arc` keep it until
+    /// they end.
     pub fn replace(&self, config: Config) {
         *self.current.write().unwrap() = Arc::new(config);
     }
@@ -91,8 +93,8 @@ pub async fn greet(store: &ConfigStore, user: &str) -> String {
 // ANCHOR_END: read_once
 
 // ANCHOR: watch
-/// The same snapshot taken from a `watch` channel: the reloader owns the `Sender`, every
-/// request reads the latest value with `borrow()` and clones the `Arc` out of it.
+/// The same snapshot from a `watch` channel: the reloader owns the `Sender`, and
+/// each request clones the `Arc` out of the latest value with `borrow()`.
 pub async fn greet_watched(config: &watch::Receiver<Arc<Config>>, user: &str) -> String {
     // Clone at once: the `Ref` returned by `borrow()` holds a read lock.
     let config = Arc::clone(&config.borrow());
@@ -100,6 +102,17 @@ pub async fn greet_watched(config: &watch::Receiver<Arc<Config>>, user: &str) ->
     format!("{}, {name}! -- {}", config.greeting, config.signature)
 }
 // ANCHOR_END: watch
+
+// ANCHOR: arc_swap
+/// The same snapshot from an `ArcSwap`, the counterpart of Go's `atomic.Pointer`:
+/// a reload calls `store`, and a request takes one `load_full()`.
+pub async fn greet_swapped(config: &ArcSwap<Config>, user: &str) -> String {
+    // One atomic load of the pointer and a reference-count increment; no lock.
+    let config: Arc<Config> = config.load_full();
+    let name = lookup_name(user).await;
+    format!("{}, {name}! -- {}", config.greeting, config.signature)
+}
+// ANCHOR_END: arc_swap
 
 async fn handle(
     request: Request<hyper::body::Incoming>,
@@ -118,8 +131,13 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without a timestamp, so that they read like the book's transcripts.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000; try: curl http://127.0.0.1:3000/greet");
+    tracing::info!("listening on http://127.0.0.1:3000; try: curl http://127.0.0.1:3000/greet");
     let store = Arc::new(ConfigStore::new(Config::version(1)));
     loop {
         let (stream, _peer) = listener.accept().await?;

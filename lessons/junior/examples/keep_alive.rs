@@ -99,9 +99,16 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl http://127.0.0.1:3000/ http://127.0.0.1:3000/ http://127.0.0.1:3000/");
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!(
+        "try: curl http://127.0.0.1:3000/ http://127.0.0.1:3000/ http://127.0.0.1:3000/"
+    );
     serve(listener, Arc::new(Totals::default())).await;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The life of one request, made visible: the server prints each step, and every response
+//! The life of one request, made visible: the server logs each step, and every response
 //! says which task ran the handler.
 //!
 //! Run it with `cargo run -p lessons-junior --example lifecycle`, then:
@@ -8,7 +8,7 @@
 //! curl -v --http2-prior-knowledge http://127.0.0.1:3000/a
 //! ```
 //!
-//! The first command sends two requests on one keep-alive connection: watch the server print
+//! The first command sends two requests on one keep-alive connection: watch the server log
 //! one "accepted" line and two "handler called" lines.
 
 use std::convert::Infallible;
@@ -34,7 +34,7 @@ where
 {
     // We are inside the task the accept loop spawned for this connection.
     let connection_task = tokio::task::id();
-    println!("[conn {conn_no}] accepted, served by task {connection_task}");
+    tracing::info!("[conn {conn_no}] accepted, served by task {connection_task}");
 
     let service = service_fn(move |request| handle(request, conn_no, connection_task));
     // This future reads request heads, calls the service, writes responses, and loops
@@ -42,7 +42,7 @@ where
     let result = auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(io), service)
         .await;
-    println!("[conn {conn_no}] closed: {result:?}");
+    tracing::info!("[conn {conn_no}] closed: {result:?}");
 }
 // ANCHOR_END: connection
 
@@ -59,7 +59,7 @@ async fn handle(
     } else {
         "in a task of its own"
     };
-    println!(
+    tracing::info!(
         "[conn {conn_no}] handler called for {} {} ({:?}), running {where_it_runs}",
         request.method(),
         request.uri().path(),
@@ -78,9 +78,14 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl -v http://127.0.0.1:3000/a http://127.0.0.1:3000/b");
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!("try: curl http://127.0.0.1:3000/a http://127.0.0.1:3000/b");
     let connections = AtomicU64::new(0);
     loop {
         // A demo: `first_server.rs` shows an accept loop that survives accept errors.

@@ -68,9 +68,14 @@ fn status_only(status: StatusCode) -> Response<Full<Bytes>> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl --data-binary 'hello' http://127.0.0.1:3000/upload");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl --data-binary 'hello' http://127.0.0.1:3000/upload");
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {

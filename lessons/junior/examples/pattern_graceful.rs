@@ -2,7 +2,8 @@
 //! in-flight request, wait at most `grace`, then close whatever is left.
 //!
 //! Run it: `cargo run -p lessons-junior --example pattern_graceful`, then
-//! `curl http://127.0.0.1:3000/slow` and press Ctrl-C in the server's terminal while curl waits.
+//! `curl http://127.0.0.1:3000/slow` and press Ctrl-C in the server's terminal (or send it
+//! SIGTERM with `kill`) while curl waits.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -102,20 +103,26 @@ pub async fn serve(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl http://127.0.0.1:3000/slow, then Ctrl-C here within 3 s");
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down, 10 s grace");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl http://127.0.0.1:3000/slow, then Ctrl-C here within 3 s");
+    // Ctrl-C in this terminal, or SIGTERM from `kill`, systemd, Docker or Kubernetes.
+    let signal = async {
+        lessons_junior::shutdown_signal().await;
+        tracing::info!("shutting down, 10 s grace");
     };
     let outcome = serve(
         listener,
-        ctrl_c,
+        signal,
         Duration::from_secs(10),
         Duration::from_secs(3),
     )
     .await;
-    println!("shutdown: {outcome:?}");
+    tracing::info!("shutdown: {outcome:?}");
     Ok(())
 }

@@ -92,9 +92,14 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl http://127.0.0.1:3000/report (Ctrl-C it), then curl .../metrics");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl http://127.0.0.1:3000/report (Ctrl-C it), then curl .../metrics");
     let metrics = Arc::new(Metrics::default());
     loop {
         let (stream, _) = listener.accept().await?;

@@ -73,7 +73,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, for instance: back off instead of spinning.
-                eprintln!("accept failed: {error}");
+                tracing::warn!("accept failed: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -97,9 +97,14 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl http://127.0.0.1:3000/ http://127.0.0.1:3000/stats");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl http://127.0.0.1:3000/ http://127.0.0.1:3000/stats");
     serve(listener, Arc::new(AppState::default())).await;
     Ok(())
 }

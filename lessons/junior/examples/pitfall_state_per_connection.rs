@@ -43,9 +43,14 @@ pub async fn serve(listener: TcpListener) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try twice: curl http://127.0.0.1:3000/ http://127.0.0.1:3000/");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try twice: curl http://127.0.0.1:3000/ http://127.0.0.1:3000/");
     serve(listener).await;
     Ok(())
 }

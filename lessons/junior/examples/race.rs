@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 // ANCHOR: tickets
+// ANCHOR: take_racy
 /// Hands out ticket numbers to concurrent requests.
 #[derive(Debug, Default)]
 pub struct Tickets {
@@ -23,6 +24,7 @@ impl Tickets {
         pause(); // another request can take a ticket right here
         self.issued.load(Ordering::SeqCst)
     }
+    // ANCHOR_END: take_racy
 
     /// The number comes from the `fetch_add` itself: nobody else can get it.
     pub fn take(&self) -> u64 {
@@ -124,7 +126,7 @@ impl Stats {
 // ANCHOR_END: stats
 
 // ANCHOR: stress
-/// Four threads take 100 000 tickets each, first with the racy method, then the fixed one.
+/// Four threads take 100 000 tickets each: racy method first, then the fixed one.
 fn main() {
     const THREADS: usize = 4;
     const EACH: usize = 100_000;

@@ -13,12 +13,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tracing_subscriber::EnvFilter;
 
 /// The largest upload this service accepts.
 pub const MAX_UPLOAD: usize = 1024 * 1024;
@@ -39,6 +41,21 @@ pub fn builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 // ANCHOR_END: header_limits
+
+// ANCHOR: header_size
+/// The same bounds for a server that speaks HTTP/1 only, built with hyper's own builder: it
+/// has `max_header_size`, which hyper-util's auto builder does not expose.
+pub fn http1_builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(5))
+        // A complete request head (request line and headers) over 8 KiB is refused (431).
+        .max_header_size(8 * 1024)
+        .max_headers(32);
+    builder
+}
+// ANCHOR_END: header_size
 
 fn answer(status: StatusCode, text: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(text)));
@@ -102,8 +119,13 @@ pub async fn serve(listener: TcpListener, slots: Arc<Semaphore>) -> std::io::Res
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log INFO and above unless RUST_LOG says otherwise (`fmt::init()` alone shows errors only).
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000 (at most 1000 connections); try:");
-    println!("  head -c 2000000 /dev/zero | curl -i --data-binary @- http://127.0.0.1:3000/upload");
+    tracing::info!(
+        "listening on http://127.0.0.1:3000 (at most 1000 connections); try: \
+         head -c 2000000 /dev/zero | curl -i --data-binary @- http://127.0.0.1:3000/upload"
+    );
     serve(listener, Arc::new(Semaphore::new(1000))).await
 }

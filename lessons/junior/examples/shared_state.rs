@@ -19,6 +19,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 // ANCHOR: state
+// ANCHOR: state_struct
 /// State shared by every connection and every request.
 #[derive(Debug, Default)]
 pub struct AppState {
@@ -27,23 +28,27 @@ pub struct AppState {
     /// Hits per path. A map is many values that change together: it needs a lock.
     hits: Mutex<HashMap<String, u64>>,
 }
+// ANCHOR_END: state_struct
 
 impl AppState {
-    /// Counts one request and returns its number: 1 for the first, 2 for the second...
+    /// Counts one request and returns its number (1 for the first, 2 for the next).
     pub fn next_request(&self) -> u64 {
         // `fetch_add` returns the value *before* the addition, atomically with it:
         // no other request can get the same number.
         self.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    // ANCHOR: record_hit
     /// Counts a hit on `path` and returns how many hits it has had.
     pub fn record_hit(&self, path: &str) -> u64 {
         let mut hits = self.hits.lock().unwrap();
         let count = hits.entry(path.to_owned()).or_insert(0);
         *count += 1;
         *count
-        // The guard is dropped here: the lock is held for a map update, never across an .await.
+        // The guard is dropped here: the lock is held for one map update,
+        // never across an .await.
     }
+    // ANCHOR_END: record_hit
 }
 // ANCHOR_END: state
 
@@ -60,10 +65,11 @@ pub async fn handle<B>(request: Request<B>, state: Arc<AppState>) -> Response<Fu
 
 // ANCHOR: serve
 pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
-    // `state` was created once, outside the loop (J02 shows what happens otherwise).
+    // `state` was created once, outside the loop (J02 shows the alternative).
     loop {
         let (stream, _peer) = listener.accept().await?;
-        let state = Arc::clone(&state); // one more handle to the same state, for this task
+        // One more handle to the same state, for this connection's task.
+        let state = Arc::clone(&state);
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state); // and one per request
@@ -79,7 +85,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Resu
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without a timestamp, so that they read like the book's transcripts.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000; try: curl http://127.0.0.1:3000/docs");
+    tracing::info!("listening on http://127.0.0.1:3000; try: curl http://127.0.0.1:3000/docs");
     serve(listener, Arc::new(AppState::default())).await
 }

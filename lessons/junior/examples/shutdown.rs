@@ -1,11 +1,13 @@
 //! Graceful shutdown: stop accepting, let in-flight requests finish within a grace period,
 //! force the rest closed, then stop the background workers.
 //!
-//! Run it, start a slow request, and press Ctrl-C while it is in flight:
+//! Run it, start a slow request, and stop the server while the request is in flight, with
+//! Ctrl-C or with SIGTERM as a deploy would:
 //!
 //! ```console
 //! cargo run -p lessons-junior --example shutdown
-//! curl -i http://127.0.0.1:3000/slow      # answers after 3 s, even if you press Ctrl-C
+//! curl -i http://127.0.0.1:3000/slow      # answers after 3 s, even if the server is stopped
+//! kill -TERM $(pgrep -x shutdown)         # from a third terminal, or Ctrl-C in the first
 //! ```
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing_subscriber::EnvFilter;
 
 /// How the HTTP side of the server stopped.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,26 +133,32 @@ async fn demo(request: Request<Incoming>, audit: mpsc::Sender<String>) -> Respon
 // ANCHOR: main
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log INFO and above unless RUST_LOG says otherwise (`fmt::init()` alone shows errors only).
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/slow");
+    tracing::info!("listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/slow");
 
     let stop_workers = CancellationToken::new();
     let workers = TaskTracker::new();
     let (audit, audit_lines) = mpsc::channel(1024);
-    workers.spawn(audit_writer(audit_lines, |line| println!("audit: {line}")));
+    workers.spawn(audit_writer(audit_lines, |line| {
+        tracing::info!("audit: {line}")
+    }));
     workers.spawn(metrics_flusher(stop_workers.clone(), || {
-        println!("metrics flushed");
+        tracing::info!("metrics flushed");
     }));
 
     let handler = move |request| demo(request, audit.clone());
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down: no new connections, 10 s for the rest");
+    // Ctrl-C in a terminal, SIGTERM from a deploy: either one starts the drain.
+    let signal = async {
+        lessons_junior::shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, 10 s for the rest");
     };
     // `serve` owns the handler, and with it the last `audit` sender: when it returns,
     // no request can enqueue anything any more.
-    let stopped = serve(listener, handler, ctrl_c, Duration::from_secs(10)).await;
-    println!("http stopped: {stopped:?}");
+    let stopped = serve(listener, handler, signal, Duration::from_secs(10)).await;
+    tracing::info!("http stopped: {stopped:?}");
 
     // HTTP first, workers second: the audit queue closes now that every sender is gone,
     // and the writer drains what is left before it returns.
@@ -159,7 +168,7 @@ async fn main() -> std::io::Result<()> {
         .await
         .is_err()
     {
-        println!("workers did not stop in 5 s; exiting anyway");
+        tracing::warn!("workers did not stop in 5 s; exiting anyway");
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ pub async fn fan_out(backends: Vec<Backend>) -> Result<Vec<String>, String> {
             Ok(Ok(answer)) => answers.push(answer),
             // Returning drops `lookups`, which aborts the lookups still running.
             Ok(Err(failure)) => return Err(failure),
-            Err(join_error) => return Err(format!("a lookup task failed: {join_error}")),
+            Err(join_error) => return Err(format!("a lookup failed: {join_error}")),
         }
     }
     answers.sort();
@@ -88,7 +88,7 @@ fn record_visit(visits: Arc<AtomicU64>) {
             .await
             .is_err()
         {
-            eprintln!("recording a visit took too long; gave up");
+            tracing::warn!("recording a visit took too long; gave up");
         }
     });
     // The `JoinHandle` returned by `spawn` is dropped here: that detaches the task,
@@ -97,8 +97,8 @@ fn record_visit(visits: Arc<AtomicU64>) {
 // ANCHOR_END: fire_and_forget
 
 // ANCHOR: blocking
-/// CPU-bound work goes to the blocking pool, so that it does not hold up the other tasks
-/// of this worker thread. Once it has started, it cannot be cancelled.
+/// CPU-bound work goes to the blocking pool, so that it does not hold up the other
+/// tasks of this worker thread. Once it has started, it cannot be cancelled.
 async fn checksum(data: Bytes) -> u64 {
     tokio::task::spawn_blocking(move || {
         // FNV-1a, standing in for any computation that takes a while.
@@ -166,9 +166,14 @@ pub fn demo_backends() -> Vec<Backend> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without a timestamp, so that they read like the book's transcripts.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl http://127.0.0.1:3000/summary");
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!("try: curl http://127.0.0.1:3000/summary");
     let app = App {
         backends: demo_backends(),
         visits: Arc::new(AtomicU64::new(0)),

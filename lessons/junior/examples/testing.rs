@@ -1,6 +1,6 @@
 //! A small service written to be tested: the handler is generic over the request body,
-//! background work is spawned on a `TaskTracker` the tests can wait on, and every timeout
-//! runs on tokio's clock.
+//! background work is spawned on a `TaskTracker` the tests can wait on, the upstream can be
+//! replaced by a fake, and every timeout runs on tokio's clock.
 //!
 //! ```console
 //! cargo run -p lessons-junior --example testing
@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::service::service_fn;
@@ -23,15 +24,38 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
+use tracing_subscriber::EnvFilter;
 
 // ANCHOR: app
+/// Where reports come from: an upstream service that takes its time. Tests inject a fake.
+pub type Reports = Arc<dyn Fn() -> BoxFuture<'static, String> + Send + Sync>;
+
 /// Everything the handlers share.
-#[derive(Debug, Default)]
 pub struct App {
     /// Background renders. Shutdown waits on it; so can a test.
     pub renders: TaskTracker,
     /// Thumbnails rendered so far.
     pub rendered: AtomicU64,
+    /// The report upstream, called once per `GET /report`.
+    pub reports: Reports,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self {
+            renders: TaskTracker::new(),
+            rendered: AtomicU64::new(0),
+            reports: Arc::new(report_upstream),
+        }
+    }
+}
+
+/// Stands for the real report service, which needs 5 s.
+fn report_upstream() -> BoxFuture<'static, String> {
+    Box::pin(async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "report\n".to_owned()
+    })
 }
 
 /// Generic over the body: hyper passes `Incoming`, a test can pass `Full<Bytes>`.
@@ -57,10 +81,9 @@ where
             reply(StatusCode::ACCEPTED, "queued\n")
         }
         (&Method::GET, "/report") => {
-            // The report needs 5 s; we give it 2.
-            let report = tokio::time::sleep(Duration::from_secs(5));
-            match tokio::time::timeout(Duration::from_secs(2), report).await {
-                Ok(()) => reply(StatusCode::OK, "report\n"),
+            // The upstream gets 2 s to answer.
+            match tokio::time::timeout(Duration::from_secs(2), (app.reports)()).await {
+                Ok(report) => reply(StatusCode::OK, report),
                 Err(_) => reply(StatusCode::GATEWAY_TIMEOUT, "report timed out\n"),
             }
         }
@@ -69,8 +92,8 @@ where
 }
 // ANCHOR_END: app
 
-fn reply(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(text)));
+fn reply(status: StatusCode, text: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(text.into()));
     *response.status_mut() = status;
     response
 }
@@ -87,8 +110,11 @@ pub fn builder() -> auto::Builder<TokioExecutor> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log INFO and above unless RUST_LOG says otherwise (`fmt::init()` alone shows errors only).
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/report");
+    tracing::info!("listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/report");
     let app = Arc::new(App::default());
     let builder = builder();
     loop {

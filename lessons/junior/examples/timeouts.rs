@@ -17,6 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
 
 // ANCHOR: builder
 /// The connection builder every connection of this server uses.
@@ -73,8 +74,11 @@ async fn report(request: Request<Incoming>) -> Response<Full<Bytes>> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log INFO and above unless RUST_LOG says otherwise (`fmt::init()` alone shows errors only).
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/slow");
+    tracing::info!("listening on http://127.0.0.1:3000; try: curl -i http://127.0.0.1:3000/slow");
     let builder = builder();
     loop {
         let (stream, _peer) = listener.accept().await?;
@@ -88,7 +92,7 @@ async fn main() -> std::io::Result<()> {
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
-                eprintln!("connection ended: {error}");
+                tracing::info!("connection ended: {error}");
             }
         });
     }

@@ -99,10 +99,15 @@ pub async fn serve(listener: TcpListener, cache: Cache) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl -X PUT --data-binary 'blue' http://127.0.0.1:3000/colour");
-    println!("     curl http://127.0.0.1:3000/colour");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl -X PUT --data-binary 'blue' http://127.0.0.1:3000/colour");
+    tracing::info!("then: curl http://127.0.0.1:3000/colour");
     serve(listener, Cache::default()).await;
     Ok(())
 }

@@ -91,16 +91,21 @@ where
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl http://127.0.0.1:3000/report, then Ctrl-C curl after a few seconds");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl http://127.0.0.1:3000/report, then Ctrl-C curl after a few seconds");
     let (events, mut ended) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(how) = ended.recv().await {
             match how {
-                Ended::Finished => println!("report finished"),
+                Ended::Finished => tracing::info!("report finished"),
                 Ended::ClientLeft { after_steps } => {
-                    println!("client left after {after_steps} of {STEPS} steps")
+                    tracing::info!("client left after {after_steps} of {STEPS} steps")
                 }
             }
         }

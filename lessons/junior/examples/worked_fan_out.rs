@@ -129,6 +129,11 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let backend = Arc::new(Backend {
         latency: [
             Duration::from_millis(100),
@@ -138,8 +143,8 @@ async fn main() -> std::io::Result<()> {
         in_flight: watch::Sender::new(0),
     });
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl http://127.0.0.1:3000/profile/ada and .../profile/ghost");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!("try: curl http://127.0.0.1:3000/profile/ada and .../profile/ghost");
     loop {
         let (stream, _) = listener.accept().await?;
         let backend = Arc::clone(&backend);

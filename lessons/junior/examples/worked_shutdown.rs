@@ -7,7 +7,7 @@
 //!
 //! Run it: `cargo run -p lessons-junior --example worked_shutdown`, then
 //! `curl -d 'job' http://127.0.0.1:3000/jobs`, start `curl http://127.0.0.1:3000/export`
-//! and press Ctrl-C in the server's terminal while the export runs.
+//! and press Ctrl-C in the server's terminal (or send it SIGTERM) while the export runs.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -202,10 +202,17 @@ pub async fn run(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines without timestamps or module names, at INFO and above.
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_target(false)
+        .init();
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000");
-    println!("try: curl -d 'job' http://127.0.0.1:3000/jobs; curl http://127.0.0.1:3000/export");
-    println!("     and press Ctrl-C here while the export runs");
+    tracing::info!("listening on http://127.0.0.1:3000");
+    tracing::info!(
+        "try: curl -d 'job' http://127.0.0.1:3000/jobs; curl http://127.0.0.1:3000/export"
+    );
+    tracing::info!("and press Ctrl-C here (or kill -TERM this process) while the export runs");
     let config = Config {
         grace: Duration::from_secs(10),
         export_time: Duration::from_secs(5),
@@ -216,12 +223,13 @@ async fn main() -> std::io::Result<()> {
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down");
+        // Ctrl-C, or SIGTERM from `kill`, systemd, Docker or Kubernetes.
+        lessons_junior::shutdown_signal().await;
+        tracing::info!("shutting down");
         trigger.cancel();
     });
     // ANCHOR_END: signal
     let report = run(listener, config, shutdown, Arc::new(Metrics::default())).await;
-    println!("{report:?}");
+    tracing::info!("{report:?}");
     Ok(())
 }

@@ -126,6 +126,30 @@ fn a_panic_in_an_http1_handler_kills_the_connection_task() {
 }
 
 #[test]
+fn catch_panic_layer_answers_500_and_keeps_the_connection() {
+    check(HANG).paused(|| async {
+        let (mut client, server) = duplex::http1(|io| async move {
+            let service = example::recovering(tower::service_fn(example::service::<Incoming>));
+            auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(io), service)
+                .await
+        })
+        .await;
+        // The handler panics: the layer answers instead of letting the panic kill the task.
+        let panicked = client
+            .get("/boom")
+            .await
+            .expect("a response, not a closed connection");
+        assert_eq!(panicked.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(panicked.text(), "Service panicked");
+        // The same keep-alive connection serves the next request.
+        let next = client.get("/notes/1").await.unwrap();
+        assert_eq!(next.status, StatusCode::OK);
+        assert!(!server.is_finished(), "the connection task is still alive");
+    });
+}
+
+#[test]
 fn routine_connection_endings_are_told_apart_from_our_own_failures() {
     check(HANG).paused(|| async {
         // (what the client sends, whether it waits for an answer, whether it then closes,

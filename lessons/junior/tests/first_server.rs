@@ -1,8 +1,5 @@
 //! Claims of the chapter "Your first server", demonstrated against the example's own code.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use harness::server::TestServer;
 use harness::watchdog::check;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,55 +101,6 @@ fn the_accept_loop_takes_every_connection_it_is_offered() {
             let response = finish_request(stream).await;
             assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
         }
-    });
-}
-
-// ANCHOR: cooperative
-/// A busy task spawns a second task that sets a flag, then checks that flag many times,
-/// yielding to the scheduler between checks only if `yield_between_checks` is true.
-/// Returns whether the busy task ever saw the flag set.
-async fn busy_task_sees_the_other_task(yield_between_checks: bool) -> bool {
-    let busy = tokio::spawn(async move {
-        let flag = Arc::new(AtomicBool::new(false));
-        tokio::spawn({
-            let flag = Arc::clone(&flag);
-            async move { flag.store(true, Ordering::SeqCst) }
-        });
-
-        for _ in 0..100_000 {
-            if flag.load(Ordering::SeqCst) {
-                return true;
-            }
-            if yield_between_checks {
-                // An `.await` that is not ready hands the thread back to the scheduler.
-                tokio::task::yield_now().await;
-            }
-        }
-        false
-    });
-    busy.await.unwrap()
-}
-// ANCHOR_END: cooperative
-
-#[test]
-fn a_task_that_never_yields_keeps_other_tasks_off_its_thread() {
-    check("the current-thread runtime hung").run(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        // One thread, so only one task runs at a time: the other task runs only when the
-        // busy one reaches an `.await` that yields.
-        let saw_without_yield = runtime.block_on(busy_task_sees_the_other_task(false));
-        let saw_with_yield = runtime.block_on(busy_task_sees_the_other_task(true));
-        assert!(
-            !saw_without_yield,
-            "the other task ran while the busy one never yielded"
-        );
-        assert!(
-            saw_with_yield,
-            "the other task never ran although the busy one yielded"
-        );
     });
 }
 

@@ -1,4 +1,5 @@
-//! Claims of the chapter "HTTP/2 in one page", over in-memory connections on a paused clock.
+//! Claims of the chapter "HTTP/2 in one page": most over in-memory connections on a paused
+//! clock; the stream-limit checks that speak raw frames use a real server on loopback.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -193,13 +194,15 @@ fn a_panic_in_one_stream_resets_that_stream_only() {
 }
 
 #[test]
-fn hyper_allows_200_concurrent_streams_per_connection_by_default() {
+fn hyper_s_client_obeys_the_default_limit_of_200_streams() {
     check("the parked streams were never released").paused(|| async {
         let server = ParkedServer::start(auto::Builder::new(TokioExecutor::new()));
         let sender = h2_client(server.client).await;
         // One full round trip first, so the client has the server's SETTINGS.
         get(&sender, "/warmup").await.unwrap();
 
+        // hyper's client read the limit in the server's SETTINGS: it holds the 201st request
+        // back until a stream ends. (A client that ignores the limit: see below.)
         let requests = spawn_parked(&sender, 201);
 
         assert!(server.parked.reaches_started(200, QUIET).await);
@@ -279,5 +282,187 @@ fn closing_the_connection_drops_every_stream_handler() {
             assert!(request.await.unwrap().is_err());
         }
         server.connection.task.await.unwrap();
+    });
+}
+
+/// Just enough of HTTP/2's framing (RFC 9113) to play a client that ignores the server's
+/// stream limit. hyper's own client cannot: it obeys the limit and queues.
+mod raw {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub const HEADERS: u8 = 0x1;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const SETTINGS: u8 = 0x4;
+    const END_STREAM: u8 = 0x1;
+    const ACK: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    pub const REFUSED_STREAM: u32 = 0x7;
+
+    /// The client connection preface, which also makes hyper-util's `auto` builder pick HTTP/2.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    /// `GET /` as an HPACK header block: `:method GET`, `:scheme http` and `:path /` are
+    /// entries 2, 6 and 4 of the static table, each sent as one "indexed" byte.
+    const GET_ROOT: [u8; 3] = [0x82, 0x86, 0x84];
+
+    /// One frame as read off the wire.
+    #[derive(Debug)]
+    pub struct Frame {
+        pub kind: u8,
+        pub flags: u8,
+        pub stream: u32,
+        pub payload: Vec<u8>,
+    }
+
+    impl Frame {
+        /// A SETTINGS frame's `SETTINGS_MAX_CONCURRENT_STREAMS`, if it carries one.
+        pub fn max_concurrent_streams(&self) -> Option<u32> {
+            self.payload.chunks_exact(6).find_map(|setting| {
+                let id = u16::from_be_bytes([setting[0], setting[1]]);
+                (id == MAX_CONCURRENT_STREAMS)
+                    .then(|| u32::from_be_bytes(setting[2..6].try_into().unwrap()))
+            })
+        }
+
+        /// A RST_STREAM frame's error code.
+        pub fn error_code(&self) -> u32 {
+            u32::from_be_bytes(self.payload[..4].try_into().unwrap())
+        }
+    }
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        bytes.extend([kind, flags]);
+        bytes.extend(stream.to_be_bytes());
+        bytes.extend(payload);
+        bytes
+    }
+
+    /// Sends the preface, an empty SETTINGS frame and `GET /` on each of `streams` new
+    /// streams (ids 1, 3, 5...), all in one write, without waiting for the server's SETTINGS.
+    pub async fn open_streams(stream: &mut TcpStream, streams: u32) {
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(frame(SETTINGS, 0, 0, &[]));
+        for n in 0..streams {
+            bytes.extend(frame(
+                HEADERS,
+                END_STREAM | END_HEADERS,
+                2 * n + 1,
+                &GET_ROOT,
+            ));
+        }
+        stream.write_all(&bytes).await.unwrap();
+    }
+
+    /// Reads the next frame, acknowledging the server's SETTINGS as a client must.
+    pub async fn next_frame(stream: &mut TcpStream) -> Frame {
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head).await.unwrap();
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).await.unwrap();
+        let frame = Frame {
+            kind: head[3],
+            flags: head[4],
+            stream: u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff,
+            payload,
+        };
+        if frame.kind == SETTINGS && frame.flags & ACK == 0 {
+            stream
+                .write_all(&self::frame(SETTINGS, ACK, 0, &[]))
+                .await
+                .unwrap();
+        }
+        frame
+    }
+}
+
+/// A real server on loopback whose handlers each hold a guard of `parked` until `release`
+/// gives them a permit; every connection is served with `builder`.
+async fn parked_server_on_loopback(
+    builder: auto::Builder<TokioExecutor>,
+) -> (harness::server::TestServer, Gauge, Arc<Semaphore>) {
+    let parked = Gauge::new();
+    let release = Arc::new(Semaphore::new(0));
+    let (service_parked, service_release) = (parked.clone(), Arc::clone(&release));
+    let server = harness::server::TestServer::start(move |listener| async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (parked, release) = (service_parked.clone(), Arc::clone(&service_release));
+            let service = service_fn(move |_request: Request<Incoming>| {
+                let (parked, release) = (parked.clone(), Arc::clone(&release));
+                async move {
+                    let _guard = parked.guard();
+                    release.acquire().await.unwrap().forget();
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("done"))))
+                }
+            });
+            let builder = builder.clone();
+            tokio::spawn(async move {
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+    .await;
+    (server, parked, release)
+}
+
+#[test]
+fn the_server_announces_its_stream_limit_in_its_settings() {
+    check("the server never sent its SETTINGS").real(|| async {
+        for (builder, announced) in [
+            (auto::Builder::new(TokioExecutor::new()), 200),
+            (h2_streams::builder(), h2_streams::MAX_STREAMS),
+        ] {
+            let (server, _parked, _release) = parked_server_on_loopback(builder).await;
+            let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+            raw::open_streams(&mut stream, 0).await;
+            // The server's first frame is its SETTINGS.
+            let settings = raw::next_frame(&mut stream).await;
+            assert_eq!(settings.kind, raw::SETTINGS);
+            assert_eq!(settings.max_concurrent_streams(), Some(announced));
+        }
+    });
+}
+
+#[test]
+fn a_client_that_ignores_the_limit_gets_the_extra_stream_refused() {
+    check("the server never answered the raw HTTP/2 client").real(|| async {
+        let (server, parked, release) = parked_server_on_loopback(h2_streams::builder()).await;
+        let limit = h2_streams::MAX_STREAMS;
+        let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+
+        // limit + 1 streams at once, as if the SETTINGS frame had never been sent.
+        raw::open_streams(&mut stream, limit + 1).await;
+        let refused = loop {
+            let frame = raw::next_frame(&mut stream).await;
+            if frame.kind == raw::RST_STREAM {
+                break frame;
+            }
+        };
+        // The last stream opened, and only that one, is reset with REFUSED_STREAM...
+        assert_eq!(refused.stream, 2 * limit + 1);
+        assert_eq!(refused.error_code(), raw::REFUSED_STREAM);
+        // ...and its handler is never called: the refusal happens before the service.
+        assert!(parked.reaches_started(limit as usize, QUIET).await);
+        assert_eq!(parked.started(), limit as usize);
+
+        // The connection is still up: the streams that were accepted are answered.
+        release.add_permits(limit as usize);
+        let mut answered = std::collections::BTreeSet::new();
+        while answered.len() < limit as usize {
+            let frame = raw::next_frame(&mut stream).await;
+            assert_ne!(frame.kind, raw::RST_STREAM, "{frame:?}");
+            if frame.kind == raw::HEADERS {
+                answered.insert(frame.stream);
+            }
+        }
+        assert_eq!(answered, (0..limit).map(|n| 2 * n + 1).collect());
     });
 }

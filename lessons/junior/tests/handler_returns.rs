@@ -8,8 +8,8 @@ use bytes::Bytes;
 use harness::duplex::ServerSide;
 use harness::server::{H1Connection, request};
 use harness::watchdog::check;
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -171,32 +171,21 @@ fn a_producer_that_checks_send_errors_stops_when_the_client_leaves() {
 }
 
 // ANCHOR: ignores_send_errors
-/// The mistake the type system cannot catch: a producer that ignores the send error.
-fn ticks_ignoring_send_errors(background: &TaskTracker) -> Response<StreamBody<Frames>> {
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+/// The mistake the type system cannot catch: a producer ignoring the send error.
+fn ticks_ignoring_send_errors(
+    background: TaskTracker,
+) -> Response<impl Body<Data = Bytes, Error = Infallible>> {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
     background.spawn(async move {
         for n in 1u64.. {
-            let frame = Frame::data(Bytes::from(format!("tick {n}\n")));
-            let _ = tx.send(Ok(frame)).await; // the client left? we will never know
+            let chunk = Bytes::from(format!("tick {n}\n"));
+            let _ = tx.send(chunk).await; // the client left? we will never know
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    Response::new(StreamBody::new(frames(rx)))
+    Response::new(handler_returns::channel_body(rx))
 }
 // ANCHOR_END: ignores_send_errors
-
-type Frames = futures::stream::PollFn<
-    Box<
-        dyn FnMut(
-                &mut std::task::Context<'_>,
-            ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>>
-            + Send,
-    >,
->;
-
-fn frames(mut rx: mpsc::Receiver<Result<Frame<Bytes>, Infallible>>) -> Frames {
-    futures::stream::poll_fn(Box::new(move |cx| rx.poll_recv(cx)))
-}
 
 #[test]
 fn a_producer_that_ignores_send_errors_outlives_the_client() {
@@ -206,7 +195,7 @@ fn a_producer_that_ignores_send_errors_outlives_the_client() {
             let background = background.clone();
             move |io| async move {
                 let service = service_fn(move |_request: Request<Incoming>| {
-                    let response = ticks_ignoring_send_errors(&background);
+                    let response = ticks_ignoring_send_errors(background.clone());
                     async move { Ok::<_, Infallible>(response) }
                 });
                 serve_auto(io, service).await;
@@ -246,5 +235,20 @@ fn the_status_is_a_field_of_the_returned_value_and_is_written_once() {
             "{response}"
         );
         assert_eq!(response.matches("HTTP/1.1 ").count(), 1, "{response}");
+    });
+}
+
+#[test]
+fn a_bounded_channel_holds_the_producer_at_four_chunks_ahead() {
+    check("a bounded send never completed").paused(|| async {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+        for n in 1..=4 {
+            tx.send(Bytes::from(format!("tick {n}\n"))).await.unwrap();
+        }
+        // A fifth send waits for room: it cannot complete until a chunk is taken.
+        let mut fifth = Box::pin(tx.send(Bytes::from("tick 5\n")));
+        assert!(futures::poll!(fifth.as_mut()).is_pending());
+        assert_eq!(rx.recv().await.unwrap(), "tick 1\n");
+        assert!(futures::poll!(fifth.as_mut()).is_ready());
     });
 }

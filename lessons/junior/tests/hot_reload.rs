@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use harness::watchdog::check;
 use tokio::sync::watch;
 
@@ -100,5 +101,45 @@ fn a_watch_channel_gives_the_same_one_snapshot_per_request() {
             example::greet_watched(&config, "ada").await,
             "Hello (v2), ADA! -- the v2 team"
         );
+    });
+}
+
+#[test]
+fn an_arc_swap_gives_the_same_one_snapshot_per_request() {
+    check(HANG).paused(|| async {
+        let config = Arc::new(ArcSwap::from_pointee(Config::version(1)));
+        let request = tokio::spawn({
+            let config = Arc::clone(&config);
+            async move { example::greet_swapped(&config, "ada").await }
+        });
+        tokio::time::sleep(MID_REQUEST).await;
+        config.store(Arc::new(Config::version(2)));
+
+        assert_eq!(request.await.unwrap(), "Hello (v1), ADA! -- the v1 team");
+        assert_eq!(
+            example::greet_swapped(&config, "ada").await,
+            "Hello (v2), ADA! -- the v2 team"
+        );
+    });
+}
+
+#[test]
+fn loading_an_arc_swap_twice_per_request_can_mix_versions() {
+    check(HANG).paused(|| async {
+        let config = Arc::new(ArcSwap::from_pointee(Config::version(1)));
+        let request = tokio::spawn({
+            let config = Arc::clone(&config);
+            async move {
+                // Atomic swaps do not make two loads one snapshot.
+                let greeting = config.load().greeting.clone();
+                tokio::time::sleep(2 * MID_REQUEST).await;
+                let signature = config.load().signature.clone();
+                format!("{greeting} -- {signature}")
+            }
+        });
+        tokio::time::sleep(MID_REQUEST).await;
+        config.store(Arc::new(Config::version(2)));
+
+        assert_eq!(request.await.unwrap(), "Hello (v1) -- the v2 team");
     });
 }

@@ -18,8 +18,8 @@ use example::{Counts, Room, SplitStats, Stats, Tickets};
 const HANG: &str = "a forced interleaving never finished: does the racy function call its pause?";
 
 // ANCHOR: interleave
-/// Runs `a` on one thread until it calls its pause callback, then runs `b` on another
-/// thread to completion, then lets `a` finish. Returns both results.
+/// Runs `a` on one thread until it calls its pause callback, then runs `b` on
+/// another thread to completion, then lets `a` finish. Returns both results.
 fn interleave<A, B>(
     a: impl FnOnce(&mut dyn FnMut()) -> A + Send,
     b: impl FnOnce() -> B + Send,
@@ -54,7 +54,7 @@ fn fetch_add_then_load_can_hand_out_the_same_ticket() {
             |pause| tickets.take_racy(pause),
             || tickets.take_racy(|| {}),
         );
-        // A added 1, B added 1 and read 2, A read 2: two requests, one ticket number.
+        // A added 1, B added 1 and read 2, A read 2: two requests, one ticket.
         assert_eq!((a, b), (2, 2));
     });
 }

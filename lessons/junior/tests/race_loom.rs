@@ -17,9 +17,9 @@ const HANG: &str = "a loom model did not finish: does a booking wait on a lock t
                     released?";
 
 // ANCHOR: room
-/// The room of [Shared state], built from loom's `Mutex` so that loom sees every lock and
-/// unlock. (In a crate that also runs for real, the `Mutex` comes from a small `sync` module
-/// that is std's normally and loom's under a cargo feature.)
+/// The room of [Shared state], built from loom's `Mutex` so that loom sees every
+/// lock and unlock. (In a crate that also runs for real, the `Mutex` comes from a
+/// small `sync` module that is std's normally and loom's under a cargo feature.)
 mod booking {
     use loom::sync::Mutex;
 
@@ -36,7 +36,7 @@ mod booking {
             }
         }
 
-        /// BUG: check under one lock, act under another. No pause callback this time.
+        /// BUG: check under one lock, act under another; no pause callback here.
         pub fn book_racy(&self, guest: &'static str) -> bool {
             let has_room = self.guests.lock().unwrap().len() < self.capacity;
             if has_room {
@@ -61,8 +61,8 @@ mod booking {
 use booking::Room;
 
 // ANCHOR: model
-/// Two guests ask for the last seat at the same moment, under every interleaving loom can
-/// find: at most one of them may get it.
+/// Two guests ask for the last seat at the same moment, under every interleaving
+/// loom can find: at most one of them may get it.
 fn last_seat(book: fn(&Room, &'static str) -> bool) {
     // loom runs this closure once per interleaving of the two threads.
     loom::model(move || {
@@ -88,9 +88,9 @@ fn loom_finds_no_double_booking_under_one_guard() {
 // ANCHOR_END: model
 
 // ANCHOR: blind_spot
-/// The same model on the room of `examples/race.rs`, whose `Mutex` is std's. loom switches
-/// threads only at operations on its own types, so each booking runs start to finish without
-/// a switch: the racy booking passes, every time.
+/// The same model on the room of `examples/race.rs`, whose `Mutex` is std's. loom
+/// switches threads only at operations on its own types, so each booking runs start
+/// to finish without a switch: the racy booking passes, every time.
 #[test]
 fn loom_cannot_see_std_types() {
     check(HANG).run(|| {
@@ -100,7 +100,8 @@ fn loom_cannot_see_std_types() {
             let bob = loom::thread::spawn(move || other.book_racy("bob", || {}));
             let ada = room.book_racy("ada", || {});
             let bob = bob.join().unwrap();
-            // The race is still there (tests/race.rs forces it), but loom never schedules it.
+            // The race is still there (tests/race.rs forces it), but loom never
+            // schedules it.
             assert!(
                 !(ada && bob),
                 "unreachable under loom: it cannot see std's Mutex"
@@ -111,8 +112,8 @@ fn loom_cannot_see_std_types() {
 // ANCHOR_END: blind_spot
 
 // ANCHOR: plain_thread
-/// loom's types work only on the threads loom runs; on any other thread they panic. A check
-/// can use that to make sure a core really is built from them.
+/// loom's types work only on the threads loom runs; on any other thread they panic.
+/// A check can use that to make sure a core really is built from them.
 #[test]
 fn loom_types_panic_on_a_plain_thread() {
     check(HANG).run(|| {

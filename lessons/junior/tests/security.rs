@@ -192,6 +192,92 @@ fn by_default_hyper_buffers_about_400_kib_of_request_head() {
     });
 }
 
+/// A raw in-memory connection to the example's HTTP/1-only builder and upload handler.
+fn connect_raw_http1() -> (DuplexStream, duplex::ServerSide<hyper::Result<()>>) {
+    duplex::raw(|io| async move {
+        let service =
+            service_fn(|request| async { Ok::<_, Infallible>(example::upload(request).await) });
+        example::http1_builder()
+            .serve_connection(TokioIo::new(io), service)
+            .await
+    })
+}
+
+#[test]
+fn max_header_size_answers_431_for_a_head_over_the_limit() {
+    check(HANG).paused(|| async {
+        // A 10 KiB head fits hyper's default read buffer (about 400 KiB): only
+        // `max_header_size(8 * 1024)` can refuse it.
+        let (mut client, _server) = connect_raw_http1();
+        let cookie = format!("cookie: {}\r\n", "a".repeat(10 * 1024));
+        client.write_all(&head_with(&cookie)).await.unwrap();
+        let answer = read_until_closed(&mut client).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("connection: close\r\n"), "{answer}");
+
+        // A 4 KiB head is under the limit and served.
+        let (client, _server) = connect_raw_http1();
+        let mut client = H1Connection::handshake(client).await;
+        let mut request = harness::server::get("/upload");
+        request
+            .headers_mut()
+            .insert("cookie", "a".repeat(4 * 1024).parse().unwrap());
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+    });
+}
+
+#[test]
+fn max_header_size_refuses_a_head_still_arriving() {
+    check(HANG).paused(|| async {
+        let (mut client, server) = connect_raw_http1();
+        // 10 KiB of a head that is not finished (no blank line), and the client stops there:
+        // hyper does not wait for the end of the head to measure it.
+        let partial = format!(
+            "GET / HTTP/1.1\r\nhost: workshop.test\r\ncookie: {}\r\n",
+            "a".repeat(10 * 1024)
+        );
+        client.write_all(partial.as_bytes()).await.unwrap();
+        let answer = read_until_closed(&mut client).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{answer}"
+        );
+        let error = server.task.await.unwrap().unwrap_err();
+        assert!(error.is_parse_too_large(), "{error:?}");
+    });
+}
+
+#[test]
+fn a_slow_body_holds_its_connection_for_a_day() {
+    check(HANG).paused(|| async {
+        // The example's builder bounds the head, not the body: a client that announces 10
+        // bytes and sends 2 keeps `upload` waiting and the connection open.
+        let (mut client, server) = connect_raw();
+        client
+            .write_all(
+                b"POST /upload HTTP/1.1\r\nhost: workshop.test\r\ncontent-length: 10\r\n\r\nab",
+            )
+            .await
+            .unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        let mut byte = [0; 1];
+        assert!(
+            tokio::time::timeout(day, client.read(&mut byte))
+                .await
+                .is_err(),
+            "a day later, the upload has neither been answered nor cut"
+        );
+        assert!(
+            !server.is_finished(),
+            "the connection, and the slot it holds, are still there"
+        );
+    });
+}
+
 #[test]
 fn the_connection_limit_holds_the_next_client_until_a_slot_frees() {
     check(HANG).real(|| async {

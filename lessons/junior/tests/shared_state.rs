@@ -123,8 +123,8 @@ fn a_tokio_mutex_guard_may_be_held_across_an_await() {
     check(HANG).paused(|| async {
         let pending = Arc::new(tokio::sync::Mutex::new(vec!["line".to_owned()]));
         let flusher = Arc::clone(&pending);
-        // The same task as the compile-fail listing, with tokio's mutex: it compiles,
-        // because tokio's guard is Send, and while it waits it blocks no thread.
+        // The compile-fail listing's task, with tokio's mutex: it compiles, because
+        // tokio's guard is Send, and while it waits it blocks no thread.
         let task = tokio::spawn(async move {
             let mut lines = flusher.lock().await;
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,10 +1,13 @@
 //! Claims of the graceful-shutdown chapter, demonstrated.
 //!
-//! The `serve` function of `examples/shutdown.rs` runs on real sockets with the real clock;
-//! `GracefulShutdown` alone and the background workers run on the paused clock.
+//! The `serve` function of `examples/shutdown.rs` runs on real sockets with the real clock,
+//! once in a real server process that receives SIGTERM; `GracefulShutdown` alone and the
+//! background workers run on the paused clock.
 
 use std::convert::Infallible;
 use std::io::ErrorKind;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -317,4 +321,183 @@ fn a_queue_stays_open_while_any_sender_is_alive() {
             .expect("with every sender gone, recv() returns None")
             .unwrap();
     });
+}
+
+/// Set in the environment of the server process that the SIGTERM tests start (this same test
+/// binary, running only `sigterm_server_process`): which signal future the server waits for.
+const SERVER_PROCESS: &str = "LESSONS_JUNIOR_SIGTERM_SERVER";
+
+/// Reads the server process's output until a line contains `marker`; returns what follows it.
+/// (libtest may print `test name ... ` on the same line before the test's own output.)
+async fn line_after<R>(lines: &mut Lines<R>, marker: &str) -> String
+where
+    R: AsyncBufRead + Unpin,
+{
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .expect("reading the server's output")
+        {
+            if let Some((_, rest)) = line.split_once(marker) {
+                return rest.to_owned();
+            }
+        }
+        panic!("the server process ended without printing {marker:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the server process never printed {marker:?}"))
+}
+
+/// A server process with a request in flight that has just been sent SIGTERM.
+struct Terminated {
+    server: tokio::process::Child,
+    lines: Lines<BufReader<tokio::process::ChildStdout>>,
+    request: tokio::task::JoinHandle<hyper::Result<harness::response::TestResponse>>,
+}
+
+/// Starts `sigterm_server_process` waiting for `signal` ("shutdown_signal" or "ctrl_c"),
+/// starts a request, and sends the process SIGTERM while that request is in flight.
+async fn sigterm_during_a_request(signal: &str) -> Terminated {
+    let mut server = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sigterm_server_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(SERVER_PROCESS, signal)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting the server process");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = line_after(&mut lines, "server: listening on ")
+        .await
+        .parse()
+        .unwrap();
+
+    let mut conn = H1Connection::handshake(TcpStream::connect(addr).await.unwrap()).await;
+    let request = tokio::spawn(async move { conn.get("/slow").await });
+    line_after(&mut lines, "server: request in flight").await;
+
+    // What `kill`, systemd, Docker and Kubernetes do to stop a server.
+    let pid = server
+        .id()
+        .expect("the server process is running")
+        .to_string();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("running kill");
+    assert!(kill.success(), "kill -TERM {pid} failed");
+    Terminated {
+        server,
+        lines,
+        request,
+    }
+}
+
+/// A deploy's SIGTERM, sent to a real server process that waits for `shutdown_signal()`: the
+/// request in flight still gets its whole response, and the process exits 0 after the drain.
+#[test]
+fn sigterm_drains_a_real_server_process() {
+    check("the server process did not drain and exit after SIGTERM")
+        .limit(Duration::from_secs(60))
+        .real(|| async {
+            let Terminated {
+                mut server,
+                mut lines,
+                request,
+            } = sigterm_during_a_request("shutdown_signal").await;
+            let response = tokio::time::timeout(DEADLINE, request)
+                .await
+                .expect("the request in flight never got its response")
+                .unwrap()
+                .expect("the request in flight was cut: did SIGTERM kill the server?");
+            assert_eq!(response.text(), "done after the signal\n");
+            line_after(&mut lines, "server: stopped Gracefully").await;
+            let status = tokio::time::timeout(DEADLINE, server.wait())
+                .await
+                .expect("the server process did not exit after draining")
+                .unwrap();
+            assert!(
+                status.success(),
+                "the server process must exit 0 after a drain, not die of the signal: {status}"
+            );
+        });
+}
+
+/// The same server waiting for `ctrl_c()` alone: SIGTERM's default action ends the process
+/// at once, and the request in flight is cut without a response.
+#[test]
+fn sigterm_kills_a_server_that_waits_only_for_ctrl_c() {
+    check("the server process was not killed by SIGTERM")
+        .limit(Duration::from_secs(60))
+        .real(|| async {
+            let Terminated {
+                mut server,
+                request,
+                ..
+            } = sigterm_during_a_request("ctrl_c").await;
+            let status = tokio::time::timeout(DEADLINE, server.wait())
+                .await
+                .expect("the server process is still running after SIGTERM")
+                .unwrap();
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGTERM),
+                "the process should have died of SIGTERM: {status}"
+            );
+            assert!(
+                tokio::time::timeout(DEADLINE, request)
+                    .await
+                    .expect("the client never saw its connection end")
+                    .unwrap()
+                    .is_err(),
+                "no drain: the request in flight gets no response"
+            );
+        });
+}
+
+/// The server process of the SIGTERM tests: `serve` until the signal future named by
+/// `SERVER_PROCESS` completes, with a handler that finishes only after the signal.
+#[test]
+#[ignore = "the server process of sigterm_drains_a_real_server_process and sigterm_kills_a_server_that_waits_only_for_ctrl_c"]
+fn sigterm_server_process() {
+    let Some(which) = std::env::var_os(SERVER_PROCESS) else {
+        return; // run by hand with --ignored: there is no parent test to talk to
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stopped = runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let signalled = CancellationToken::new();
+        let told = signalled.clone();
+        let mut signal = std::pin::pin!(async move {
+            if which == "ctrl_c" {
+                let _ = tokio::signal::ctrl_c().await;
+            } else {
+                lessons_junior::shutdown_signal().await;
+            }
+            println!("server: signal received");
+            told.cancel();
+        });
+        // The first poll installs the signal handlers: only then may the parent send SIGTERM.
+        assert!(futures::poll!(signal.as_mut()).is_pending());
+        println!("server: listening on {}", listener.local_addr().unwrap());
+
+        let handler = move |_request: Request<Incoming>| {
+            let signalled = signalled.clone();
+            async move {
+                println!("server: request in flight");
+                // Still running when the signal comes: this request is part of the drain.
+                signalled.cancelled().await;
+                Response::new(Full::new(Bytes::from("done after the signal\n")))
+            }
+        };
+        serve(listener, handler, signal, DEADLINE).await
+    });
+    println!("server: stopped {stopped:?}");
+    assert_eq!(stopped, Stopped::Gracefully);
 }

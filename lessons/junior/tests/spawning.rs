@@ -289,3 +289,82 @@ fn a_oneshot_send_never_waits_for_the_receiver() {
         assert_eq!(tx.send(7), Err(7));
     });
 }
+
+/// Sends on `tx` when dropped: tells a blocked closure that the runtime has begun to drop its
+/// tasks.
+struct SignalOnDrop(std::sync::mpsc::Sender<()>);
+
+impl Drop for SignalOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+#[test]
+fn dropping_the_runtime_waits_for_a_running_spawn_blocking_closure() {
+    check("dropping the runtime never returned").run(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = std::sync::mpsc::channel();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+        // A closure that, once running, can only finish after the runtime has begun to shut
+        // down: it waits for the signal below.
+        runtime.spawn_blocking({
+            let finished = Arc::clone(&finished);
+            move || {
+                started_tx.send(()).unwrap();
+                shutdown_rx.recv().unwrap();
+                // The rest of the work: long enough that a shutdown that did not wait would
+                // be over well before it.
+                std::thread::sleep(Duration::from_millis(50));
+                finished.store(true, Ordering::SeqCst);
+            }
+        });
+        // An async task that never finishes. The runtime drops it when it shuts down, and
+        // its guard tells the closure so.
+        let signal = SignalOnDrop(shutdown_tx);
+        runtime.spawn(async move {
+            let _signal = signal;
+            std::future::pending::<()>().await;
+        });
+        started_rx.recv().unwrap();
+
+        drop(runtime);
+        // The pending task was dropped, not waited for; the closure was waited for.
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "the runtime was gone before the blocking closure finished"
+        );
+    });
+}
+
+#[test]
+fn shutdown_timeout_stops_waiting_and_leaves_the_closure_running() {
+    check("shutdown_timeout never returned").run(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (go_on_tx, go_on_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        runtime.spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            // Blocks until the check lets it go, which is after the shutdown returned.
+            go_on_rx.recv().unwrap();
+            done_tx.send(()).unwrap();
+        });
+        started_rx.recv().unwrap();
+
+        runtime.shutdown_timeout(Duration::from_millis(10));
+        // The shutdown returned although the closure cannot have finished: it is still
+        // blocked, on a thread nobody waits for any more.
+        assert!(done_rx.try_recv().is_err());
+        go_on_tx.send(()).unwrap();
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the abandoned closure still runs to its end");
+    });
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harness::TestResponse;
-use harness::duplex;
+use harness::duplex::{self, ServerSide};
 use harness::leak::Gauge;
 use harness::server::{H1Connection, TestServer, request};
 use harness::transcript::Transcript;
@@ -23,9 +23,12 @@ use tokio::time::Instant;
 #[path = "../examples/testing.rs"]
 mod example;
 
-use example::App;
+use example::{App, Reports};
 
 const DEADLINE: Duration = Duration::from_secs(10);
+
+/// What a connection served by the auto builder ends with.
+type Served = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 // ANCHOR: direct
 #[test]
@@ -60,9 +63,9 @@ fn a_real_server_on_a_free_port() {
 
 // ANCHOR: paused_clock
 /// Serves `app` on an in-memory connection: no kernel, no real time, nothing for the clock
-/// to race. Returns the client's end, an HTTP/1 connection.
-async fn in_memory(app: Arc<App>) -> H1Connection {
-    let (client, _server) = duplex::http1(move |io| async move {
+/// to race. Returns the client's end, an HTTP/1 connection, and the server's task.
+async fn in_memory(app: Arc<App>) -> (H1Connection, ServerSide<Served>) {
+    duplex::http1(move |io| async move {
         let service = service_fn(move |request| {
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(example::handle(request, app).await) }
@@ -71,14 +74,14 @@ async fn in_memory(app: Arc<App>) -> H1Connection {
             .serve_connection(TokioIo::new(io), service)
             .await
     })
-    .await;
-    client
+    .await
 }
 
 #[test]
 fn the_report_deadline_on_the_paused_clock() {
     check("the report never answered").paused(|| async {
-        let mut client = in_memory(Arc::new(App::default())).await;
+        // The default upstream needs 5 s, on tokio's clock.
+        let (mut client, _server) = in_memory(Arc::new(App::default())).await;
 
         let start = Instant::now();
         let response = client.get("/report").await.unwrap();
@@ -88,6 +91,67 @@ fn the_report_deadline_on_the_paused_clock() {
     });
 }
 // ANCHOR_END: paused_clock
+
+// ANCHOR: fake_upstream
+/// A fake report upstream that answers after `latency`, measured on tokio's clock: on the
+/// paused clock the delay is exact and costs no real time.
+fn upstream_taking(latency: Duration) -> Reports {
+    Arc::new(move || {
+        Box::pin(async move {
+            tokio::time::sleep(latency).await;
+            "report\n".to_owned()
+        })
+    })
+}
+
+#[test]
+fn injected_latency_on_either_side_of_the_deadline() {
+    check("the report never answered").paused(|| async {
+        for (latency, status, after) in [
+            (
+                Duration::from_millis(1999),
+                StatusCode::OK,
+                Duration::from_millis(1999),
+            ),
+            (
+                Duration::from_millis(2001),
+                StatusCode::GATEWAY_TIMEOUT,
+                Duration::from_secs(2),
+            ),
+        ] {
+            let app = App {
+                reports: upstream_taking(latency),
+                ..App::default()
+            };
+            let (mut client, _server) = in_memory(Arc::new(app)).await;
+            let start = Instant::now();
+            let response = client.get("/report").await.unwrap();
+            assert_eq!(response.status, status, "upstream latency {latency:?}");
+            assert_eq!(start.elapsed(), after, "upstream latency {latency:?}");
+        }
+    });
+}
+// ANCHOR_END: fake_upstream
+
+#[test]
+fn a_slow_upstream_does_not_hold_up_other_requests() {
+    check("a request waited for another one's upstream").paused(|| async {
+        let app = Arc::new(App {
+            reports: upstream_taking(Duration::from_secs(60)),
+            ..App::default()
+        });
+        let (mut reporting, _server) = in_memory(Arc::clone(&app)).await;
+        let (mut checking, _other) = in_memory(app).await;
+        let start = Instant::now();
+        let report = tokio::spawn(async move { reporting.get("/report").await });
+        // While the report waits for its upstream, another connection is served at once.
+        let health = checking.get("/health").await.unwrap();
+        assert_eq!(health.status, StatusCode::OK);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        let report = report.await.unwrap().unwrap();
+        assert_eq!(report.status, StatusCode::GATEWAY_TIMEOUT);
+    });
+}
 
 // ANCHOR: tracker
 #[test]
@@ -108,6 +172,40 @@ fn background_renders_finish() {
     });
 }
 // ANCHOR_END: tracker
+
+// ANCHOR: alive_tasks
+#[test]
+fn every_task_ends_once_its_client_is_gone() {
+    check("a task the service started never ended").paused(|| async {
+        // On a current-thread runtime (the paused one is), the count is exact between awaits.
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+
+        let app = Arc::new(App::default());
+        let (mut client, server) = in_memory(Arc::clone(&app)).await;
+        client
+            .send(request("POST", "/thumbnails", "cat.png"))
+            .await
+            .unwrap();
+        assert!(
+            metrics.num_alive_tasks() > before,
+            "connection tasks and a render"
+        );
+
+        client.close().await; // the client hangs up...
+        server.task.await.unwrap().unwrap(); // ...so its connection task ends,
+        app.renders.close();
+        tokio::time::timeout(DEADLINE, app.renders.wait()) // and the render finishes.
+            .await
+            .unwrap();
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            before,
+            "a task outlived its request"
+        );
+    });
+}
+// ANCHOR_END: alive_tasks
 
 // ANCHOR: gauge
 #[test]
@@ -148,7 +246,7 @@ fn a_handler_is_dropped_when_its_client_goes_away() {
 fn the_conversation_as_a_snapshot() {
     check("the server never answered").paused(|| async {
         // The in-memory connection of the paused-clock test.
-        let mut client = in_memory(Arc::new(App::default())).await;
+        let (mut client, _server) = in_memory(Arc::new(App::default())).await;
 
         let mut transcript = Transcript::new();
         for (method, path, body) in [
