@@ -143,7 +143,9 @@ fn the_banks_introduction_counts_and_lists_the_questions_it_has() {
     let words = [
         "Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten",
     ];
-    let tens = ["", "", "Twenty", "Thirty", "Forty", "Fifty", "Sixty", "Seventy", "Eighty", "Ninety"];
+    let tens = [
+        "", "", "Twenty", "Thirty", "Forty", "Fifty", "Sixty", "Seventy", "Eighty", "Ninety",
+    ];
     let n = questions.len();
     let said = if n <= 10 {
         words[n].to_owned()
@@ -388,4 +390,263 @@ fn a_count_of_zero_is_refused_with_exit_code_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--count must be at least 1"));
+}
+
+/// The Done-when of the bank's second edition: a staff draw of five shows five core facts, each
+/// question with follow-ups for the three tiers.
+#[test]
+fn a_staff_draw_of_five_asks_five_different_facts_with_tiered_follow_ups() {
+    let output = xtask(&[
+        "interview",
+        "--level",
+        "staff",
+        "--count",
+        "5",
+        "--seed",
+        "3",
+    ])
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    let facts: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("CORE FACT ("))
+        .map(|rest| rest.trim_end_matches(')'))
+        .collect();
+    assert_eq!(facts.len(), 5, "{text}");
+    for tier in ["Middle", "Senior", "Staff"] {
+        let lines = text
+            .lines()
+            .filter(|line| line.starts_with(&format!("  - {tier}: ")))
+            .count();
+        assert!(lines >= 5, "{tier} follow-ups: {lines}\n{text}");
+    }
+}
+
+/// The pages an instructor reads, with their paths from the root.
+fn guide_pages() -> Vec<(String, String)> {
+    [
+        "book/src/instructor/index.md",
+        "book/src/instructor/sessions.md",
+        "book/src/instructor/schedules.md",
+        "book/src/interview/index.md",
+    ]
+    .iter()
+    .map(|page| {
+        let text = fs::read_to_string(root().join(page)).unwrap();
+        ((*page).to_owned(), text)
+    })
+    .collect()
+}
+
+/// A plan must never offer a level the drill refuses (`professional` has no page): every
+/// `--level` is one of the bank's levels, or a `<level>` placeholder next to the list of them.
+#[test]
+fn every_level_the_guides_offer_to_the_drill_exists() {
+    let mut wrong = Vec::new();
+    for (page, text) in guide_pages() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            for (at, _) in line.match_indices("--level ") {
+                let value: String = line[at + 8..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '<' || *c == '>')
+                    .collect();
+                let near = format!("{line} {}", lines.get(n + 1).unwrap_or(&""));
+                let ok = if value == "<level>" {
+                    near.contains("junior, middle, senior or staff")
+                } else {
+                    LEVELS.contains(&value.as_str())
+                };
+                if !ok {
+                    wrong.push(format!("{page}:{}: --level {value}", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "levels the drill would refuse, or a placeholder without the list: {wrong:?}"
+    );
+}
+
+/// `a-b` minutes of a session plan's row.
+fn slot(cell: &str) -> Option<(u32, u32)> {
+    let (from, to) = cell.trim().split_once('-')?;
+    Some((from.parse().ok()?, to.parse().ok()?))
+}
+
+/// The exercises' minutes, from their `exercise.toml` (beside each solution).
+fn exercise_minutes() -> std::collections::BTreeMap<String, u32> {
+    let mut minutes = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(root().join("solutions/junior")).unwrap() {
+        let path = entry.unwrap().path().join("exercise.toml");
+        if let Ok(text) = fs::read_to_string(&path) {
+            let value: toml::Table = toml::from_str(&text).unwrap();
+            minutes.insert(
+                value["id"].as_str().unwrap().to_owned(),
+                value["minutes"].as_integer().unwrap() as u32,
+            );
+        }
+    }
+    minutes
+}
+
+/// Exercise ids (`J05`) written on a line.
+fn exercise_ids(line: &str) -> Vec<String> {
+    let bytes = line.as_bytes();
+    let mut ids: Vec<String> = (0..bytes.len().saturating_sub(2))
+        .filter(|&i| {
+            bytes[i] == b'J'
+                && bytes[i + 1].is_ascii_digit()
+                && bytes[i + 2].is_ascii_digit()
+                && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+        })
+        .map(|i| line[i..i + 3].to_owned())
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// The timing rules of the instructor guide, applied to every row of every session plan: the
+/// rows of a plan follow each other from 0 to 90, pairs get an exercise's minutes plus five
+/// (the hint rule), debriefs five minutes an exercise (three for homework), interview
+/// questions eight minutes in pairs, four aloud, twenty-five as a design exercise.
+#[test]
+fn the_session_plans_keep_the_guides_timing_rules() {
+    let minutes = exercise_minutes();
+    let text = fs::read_to_string(root().join("book/src/instructor/sessions.md")).unwrap();
+    let mut wrong = Vec::new();
+    let mut plans = 0;
+    let mut end_of_previous: Option<u32> = None;
+    for (n, line) in text.lines().enumerate() {
+        let at = format!("sessions.md:{}", n + 1);
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let Some((from, to)) = line
+            .strip_prefix("| ")
+            .and_then(|rest| slot(rest.split(" | ").next().unwrap_or_default()))
+        else {
+            if let Some(end) = end_of_previous.take()
+                && end != 90
+            {
+                wrong.push(format!("{at}: the plan above ends at {end}, not 90"));
+            }
+            continue;
+        };
+        match end_of_previous {
+            None if from != 0 => wrong.push(format!("{at}: a plan starts at {from}, not 0")),
+            None => plans += 1,
+            Some(end) if end != from => wrong.push(format!(
+                "{at}: starts at {from}, the row before ends at {end}"
+            )),
+            _ => {}
+        }
+        end_of_previous = Some(to);
+        let length = to - from;
+        let segment = cells.get(1).copied().unwrap_or_default();
+        let questions = line.matches("](../interview/").count() as u32;
+        let ids = exercise_ids(line);
+        let exercise_minutes: u32 = ids.iter().filter_map(|id| minutes.get(id)).sum();
+        let needed = if segment.starts_with("Pairs fix") {
+            exercise_minutes + 5 * ids.len() as u32
+        } else if segment.starts_with("Live-fix") {
+            exercise_minutes
+        } else if segment.starts_with("Debrief") {
+            let each = if segment.contains("homework") { 3 } else { 5 };
+            each * ids.len() as u32
+        } else if segment.contains("in pairs") {
+            8 * questions
+        } else if segment.contains("aloud") {
+            4 * questions
+        } else if segment.starts_with("Design exercise") {
+            25 * questions
+        } else {
+            0
+        };
+        if length < needed {
+            wrong.push(format!(
+                "{at}: {length} min for `{segment}`, the rules need {needed}"
+            ));
+        }
+        if segment.starts_with("Live") && !line.contains("(#live-") {
+            wrong.push(format!(
+                "{at}: a live segment links its listing and answer key"
+            ));
+        }
+    }
+    assert!(plans >= 6, "found {plans} plans");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Every exercise a plan or a schedule uses has a debrief in the session plans.
+#[test]
+fn every_exercise_used_has_a_debrief() {
+    let sessions = fs::read_to_string(root().join("book/src/instructor/sessions.md")).unwrap();
+    let schedules = fs::read_to_string(root().join("book/src/instructor/schedules.md")).unwrap();
+    let debriefs: BTreeSet<String> = sessions
+        .lines()
+        .filter_map(|line| line.strip_prefix("### Debrief "))
+        .map(|rest| rest[..3].to_owned())
+        .collect();
+    let used: BTreeSet<String> = sessions
+        .lines()
+        .chain(schedules.lines())
+        .flat_map(exercise_ids)
+        .collect();
+    let missing: Vec<&String> = used.difference(&debriefs).collect();
+    assert!(missing.is_empty(), "no debrief for {missing:?}");
+}
+
+/// The answer keys quote code from the file they name ("from `path`:"): every line quoted is
+/// still a line of that file, so a key cannot drift from the solution it describes.
+#[test]
+fn answer_keys_quote_their_files() {
+    let text = fs::read_to_string(root().join("book/src/instructor/sessions.md")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut keys = 0;
+    let mut wrong = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() != "```rust" {
+            i += 1;
+            continue;
+        }
+        let mut paragraph: Vec<&str> = lines[..i]
+            .iter()
+            .rev()
+            .skip_while(|l| l.trim().is_empty())
+            .take_while(|l| !l.trim().is_empty())
+            .copied()
+            .collect();
+        paragraph.reverse();
+        let before = paragraph.join(" ");
+        let file = before
+            .rsplit_once("from `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(path, _)| path.to_owned())
+            .unwrap_or_else(|| {
+                panic!(
+                    "sessions.md:{}: an answer key says which file it quotes",
+                    i + 1
+                )
+            });
+        let source = fs::read_to_string(root().join(&file))
+            .unwrap_or_else(|_| panic!("sessions.md:{}: no file {file}", i + 1));
+        let source_lines: BTreeSet<&str> = source.lines().map(str::trim).collect();
+        i += 1;
+        while i < lines.len() && lines[i].trim() != "```" {
+            let quoted = lines[i].trim();
+            if !quoted.is_empty() && !source_lines.contains(quoted) {
+                wrong.push(format!(
+                    "sessions.md:{}: `{quoted}` is not in {file}",
+                    i + 1
+                ));
+            }
+            i += 1;
+        }
+        keys += 1;
+    }
+    assert!(keys >= 4, "found {keys} answer keys");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
