@@ -376,7 +376,7 @@ fn again_command(level: Option<&str>, count: Option<usize>, seed: u64) -> String
 /// The shuffled pool reordered so that no core fact comes twice while another fact is still
 /// waiting: the first question of each fact, in shuffled order, then the rest, in shuffled
 /// order. A draw of `n` therefore repeats a fact only if the pool has fewer than `n` facts.
-fn distinct_facts_first<'a>(shuffled: Vec<&'a Question>) -> Vec<&'a Question> {
+fn distinct_facts_first(shuffled: Vec<&Question>) -> Vec<&Question> {
     let mut seen = std::collections::BTreeSet::new();
     let (first, repeats): (Vec<&Question>, Vec<&Question>) = shuffled
         .into_iter()

@@ -149,7 +149,7 @@ fn the_banks_introduction_counts_and_lists_the_questions_it_has() {
     let n = questions.len();
     let said = if n <= 10 {
         words[n].to_owned()
-    } else if n % 10 == 0 {
+    } else if n.is_multiple_of(10) {
         tens[n / 10].to_owned()
     } else {
         format!("{}-{}", tens[n / 10], words[n % 10].to_lowercase())

@@ -115,10 +115,12 @@ where
     times
 }
 
-fn rate_limited()
--> RateLimit<tower::util::ServiceFn<fn(()) -> std::future::Ready<Result<(), tower::BoxError>>>> {
-    let inner: fn(()) -> std::future::Ready<Result<(), tower::BoxError>> =
-        |_| std::future::ready(Ok(()));
+/// The service behind the rate limit: answers at once.
+type Ready = fn(()) -> std::future::Ready<Result<(), tower::BoxError>>;
+
+/// Two calls a second.
+fn rate_limited() -> RateLimit<tower::util::ServiceFn<Ready>> {
+    let inner: Ready = |_| std::future::ready(Ok(()));
     ServiceBuilder::new()
         .rate_limit(2, Duration::from_secs(1))
         .service(tower::service_fn(inner))

@@ -28,9 +28,12 @@ use tracing_subscriber::registry::LookupSpan;
 
 const HANG: &str = "a task waited for a handshake that never came";
 
-/// Every event as `(message, name of the span it was recorded in)`.
+/// An event's message, and the name of the span it was recorded in.
+type Recorded = (String, Option<String>);
+
+/// Every event recorded so far.
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<(String, Option<String>)>>>);
+struct Events(Arc<Mutex<Vec<Recorded>>>);
 
 impl Events {
     /// The span the event with this message was recorded in.
