@@ -3,7 +3,9 @@
 //! Backs Q7 and Q14 of the bank. Over HTTP/1 the client reads what has already arrived of a
 //! dropped body and keeps the connection for the next request; a body still arriving costs
 //! the connection. Over HTTP/2 a dropped body resets its stream only: the server's producer
-//! sees its receiver go, and the connection carries the next request.
+//! sees its receiver go, and the connection carries the next request. A call dropped before
+//! its response (a caller's timeout) closes the HTTP/1 connection or resets the HTTP/2 stream,
+//! and the next hop's handler is dropped with it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -143,6 +145,76 @@ fn http2_resets_only_the_stream_of_a_dropped_body() {
         let text = again.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&text[..], b"small\n");
         assert_eq!(served.load(Ordering::SeqCst), 2);
+        assert!(!connection.is_finished());
+    });
+}
+
+/// `/hang` answers nothing, ever; its guard shows whether the server still runs the handler.
+fn hanging_service(
+    gauge: Gauge,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |_: Request<Incoming>| {
+        let guard = gauge.guard();
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()).boxed()))
+        }
+    })
+}
+
+#[test]
+fn http1_a_call_dropped_before_its_response_closes_the_connection_and_the_next_hops_handler() {
+    check(HANG).paused(|| async {
+        let handlers = Gauge::new();
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(
+            server_h1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), hanging_service(handlers.clone())),
+        );
+        let (mut sender, connection) = client_h1::handshake(TokioIo::new(client_io)).await.unwrap();
+        let connection = tokio::spawn(connection);
+        let call = sender.send_request(get("/hang"));
+        // The call is dropped (a caller's timeout, a client that left) once the next hop runs it.
+        let dropped = tokio::time::timeout(Duration::from_secs(1), call).await;
+        assert!(dropped.is_err(), "the upstream never answers");
+        assert_eq!(handlers.started(), 1);
+        assert!(sender.ready().await.is_err(), "the connection is gone");
+        connection.await.unwrap().unwrap();
+        // The next hop saw the connection close while it was reading it: its handler is dropped.
+        assert!(handlers.settles_to(0, Duration::from_secs(10)).await);
+    });
+}
+
+#[test]
+fn http2_a_call_dropped_before_its_response_resets_only_its_stream() {
+    check(HANG).paused(|| async {
+        let handlers = Gauge::new();
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(
+            server_h2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(server_io), hanging_service(handlers.clone())),
+        );
+        let (mut sender, connection) =
+            client_h2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
+                .await
+                .unwrap();
+        let connection = tokio::spawn(connection);
+        let call = sender.send_request(get("/hang"));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), call)
+                .await
+                .is_err()
+        );
+        assert_eq!(handlers.started(), 1);
+        // The stream is reset: the next hop drops that handler, and the connection stays up.
+        assert!(handlers.settles_to(0, Duration::from_secs(10)).await);
+        sender.ready().await.expect("the connection is still up");
         assert!(!connection.is_finished());
     });
 }
