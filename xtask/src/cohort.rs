@@ -362,6 +362,9 @@ fn files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
             bail!("{} does not exist", input.display());
         }
     }
+    // A file named twice (on its own and in its folder) is one report.
+    let mut seen = std::collections::BTreeSet::new();
+    found.retain(|(path, _)| seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone())));
     Ok(found)
 }
 
