@@ -64,7 +64,8 @@ pub struct ExerciseStats {
     pub solved: usize,
     /// Learners for whom this is the first unsolved exercise: working on it now.
     pub current: usize,
-    /// The check that fails for the most learners who have not solved it, and for how many.
+    /// The check that fails for the most learners who reached it and have not solved it, and
+    /// for how many.
     pub failing: Option<(String, usize)>,
     /// Over the learners who ran its checks at least once on their machine.
     pub median_attempts: Option<f64>,
@@ -79,7 +80,7 @@ impl Cohort {
             let report = match CheckReport::read(&path) {
                 Ok(report) => report,
                 Err(error) => {
-                    notes.push(format!("skipped {error:#}"));
+                    notes.push(format!("{error:#}; skipped it"));
                     continue;
                 }
             };
@@ -133,7 +134,7 @@ impl Cohort {
         learners.sort_by(|a, b| position(a).cmp(&position(b)).then(a.name.cmp(&b.name)));
         let exercises = order
             .iter()
-            .map(|(id, title)| ExerciseStats::new(id, title, &learners))
+            .map(|(id, title)| ExerciseStats::new(id, title, &learners, &order))
             .collect();
         Ok(Self {
             learners,
@@ -224,6 +225,21 @@ impl Learner {
     }
 }
 
+/// Whether a learner has got to an exercise: it is the first they have not solved, they solved
+/// a later one, or they ran its checks or read its hints on their machine.
+fn reached(learner: &Learner, e: &ExerciseRecord, order: &[(String, String)]) -> bool {
+    let index = |id: &str| order.iter().position(|(o, _)| o == id);
+    let here = index(&e.id);
+    learner.at.as_deref() == Some(e.id.as_str())
+        || e.attempts.is_some_and(|a| a > 0)
+        || e.hints_seen.is_some_and(|h| h > 0)
+        || learner
+            .report
+            .exercises
+            .iter()
+            .any(|later| later.solved() && index(&later.id) > here)
+}
+
 /// What stops a learner at an exercise: its first failing check, or why it was not checked.
 fn stopped_by(e: &ExerciseRecord) -> String {
     match e.verdict {
@@ -237,7 +253,7 @@ fn stopped_by(e: &ExerciseRecord) -> String {
 }
 
 impl ExerciseStats {
-    fn new(id: &str, title: &str, learners: &[Learner]) -> Self {
+    fn new(id: &str, title: &str, learners: &[Learner], order: &[(String, String)]) -> Self {
         let records: Vec<(&Learner, &ExerciseRecord)> = learners
             .iter()
             .filter_map(|l| {
@@ -249,22 +265,17 @@ impl ExerciseStats {
             })
             .collect();
         // Counted per learner, in the order the checks are shown, so that a tie goes to the
-        // check a learner meets first.
+        // check a learner meets first. Only learners who reached the exercise count: on an
+        // exercise nobody has touched, every check of the planted bug fails, which says nothing.
         let mut failing: Vec<(String, usize)> = Vec::new();
-        for (_, e) in records.iter().filter(|(_, e)| !e.solved()) {
-            let names: Vec<String> = match e.verdict {
-                ExerciseVerdict::Modified => vec!["checks modified".to_owned()],
-                _ => e
-                    .checks
-                    .iter()
-                    .filter(|c| c.verdict == CheckVerdict::Fail)
-                    .map(|c| c.name.clone())
-                    .collect(),
-            };
-            for name in names {
-                match failing.iter_mut().find(|(n, _)| *n == name) {
+        for (_, e) in records
+            .iter()
+            .filter(|(l, e)| !e.solved() && reached(l, e, order))
+        {
+            for check in e.checks.iter().filter(|c| c.verdict == CheckVerdict::Fail) {
+                match failing.iter_mut().find(|(n, _)| *n == check.name) {
                     Some((_, count)) => *count += 1,
-                    None => failing.push((name, 1)),
+                    None => failing.push((check.name.clone(), 1)),
                 }
             }
         }

@@ -208,9 +208,8 @@ mod tests {
             eprintln!("cohort page browser test: skipped (no chromium)");
             return;
         };
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/cohort-page")
-            .join(std::process::id().to_string());
+        // Where a person can look at it, as the book's screenshots are in target/.
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/cohort-page");
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("index.html"), page(&cohort)).unwrap();
         let base = browser::serve(dir.clone()).unwrap();
