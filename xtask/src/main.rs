@@ -109,6 +109,7 @@ enum Verb {
     },
     /// Instructors: a cohort's progress from the learners' JSON reports (files or folders).
     Cohort {
+        /// Report files (`check --all --format json`), or folders searched for `*.json`.
         #[arg(required = true)]
         reports: Vec<std::path::PathBuf>,
         /// Also write a self-contained HTML page with the tables and a chart.

@@ -100,7 +100,7 @@ fn the_workflow_grades_every_exercise_once() {
     let expected = exercises();
     let snippet = |id: &str, title: &str| {
         format!(
-            "      - name: {id} {title}\n        id: {lower}\n        uses: classroom-resources/autograding-command-grader@v1\n        with:\n          test-name: {id} {title}\n          command: bash scripts/classroom.sh verdict {id}\n          timeout: 2\n          max-score: 10\n",
+            "      - name: {id} {title}\n        id: {lower}\n        uses: classroom-resources/autograding-command-grader@v1\n        with:\n          test-name: {id} {title}\n          command: bash scripts/classroom.sh verdict {id}\n          timeout: 5\n          max-score: 10\n",
             lower = id.to_lowercase()
         )
     };
