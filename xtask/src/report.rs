@@ -382,7 +382,13 @@ impl CheckReport {
             Some(v) => bail!("it is version {v}; this runner reads version {VERSION}"),
             None => bail!("it has no \"version\""),
         }
-        serde_json::from_value(value).context("a field is missing or has the wrong type")
+        let report: Self =
+            serde_json::from_value(value).context("a field is missing or has the wrong type")?;
+        // A report of nothing would read as "everything solved".
+        if report.exercises.is_empty() {
+            bail!("it has no exercises");
+        }
+        Ok(report)
     }
 }
 
