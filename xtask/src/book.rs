@@ -70,7 +70,7 @@ fn reading_times(workshop: &Workshop) -> Result<()> {
             let Some(page) = target.strip_prefix(&format!("{level}/")) else {
                 continue;
             };
-            if page.starts_with("exercises") {
+            if page.starts_with("exercises/") {
                 continue;
             }
             let text = fs::read_to_string(src.join(target)).unwrap_or_default();

@@ -180,7 +180,9 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
     print!("{}", render(exercise, &report));
     let passed = report.all_passed();
     let mut progress = Progress::load(&workshop.root)?;
-    progress.entry(&exercise.meta.id).solved = passed;
+    let entry = progress.entry(&exercise.meta.id);
+    entry.solved = passed;
+    entry.attempts += 1;
     progress.save_or_warn();
     if passed {
         match first_unsolved(workshop, &progress) {
@@ -195,7 +197,7 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
 }
 
 /// Left in the target directory once clippy has run, so only its first run is announced.
-const CLIPPY_READY: &str = "debug/.xtask-clippy-ready";
+pub(crate) const CLIPPY_READY: &str = "debug/.xtask-clippy-ready";
 
 fn clippy_ready(root: &Path) -> bool {
     target_dir(root).join(CLIPPY_READY).exists()

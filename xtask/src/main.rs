@@ -1,15 +1,20 @@
 //! `cargo xtask`: the workshop's runner, for learners, instructors and CI.
 //!
 //! Learners: `cargo xtask` (where am I?), `check`, `watch`, `hint`, `list`, `reset`,
-//! `solution`. Maintainers: `verify`, `seal`, `new`, `book`. Instructors: `interview`.
+//! `solution`. Maintainers: `verify`, `seal`, `new`, `book`. Instructors: `interview`,
+//! `cohort`, `prepare`; CI: `check --all --format json|junit`.
 
 mod book;
 mod browser;
+mod cohort;
+mod grade;
 mod interview;
 mod learner;
 mod meta;
 mod pages;
+mod prepare;
 mod progress;
+mod report;
 mod runner;
 mod scaffold;
 mod seal;
@@ -41,7 +46,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Verb {
     /// Run the checks of an exercise (default: the first unsolved one).
-    Check { id: Option<String> },
+    Check {
+        id: Option<String>,
+        #[command(flatten)]
+        report: grade::Args,
+    },
     /// Re-run the checks on every save; moves on when an exercise passes.
     Watch { id: Option<String> },
     /// Reveal the next hint of an exercise (default: the first unsolved one).
@@ -98,6 +107,17 @@ enum Verb {
         #[arg(long)]
         check: bool,
     },
+    /// Instructors: a cohort's progress from the learners' JSON reports (files or folders).
+    Cohort {
+        /// Report files (`check --all --format json`), or folders searched for `*.json`.
+        #[arg(required = true)]
+        reports: Vec<std::path::PathBuf>,
+        /// Also write a self-contained HTML page with the tables and a chart.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
+    },
+    /// Build everything a session needs, so that the room works without a network.
+    Prepare,
     /// Drill the interview bank one question at a time, or print it as a handout.
     Interview {
         /// junior, middle, senior or staff (default: every level).
@@ -134,10 +154,15 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         None => learner::overview(&workshop).map(|()| true),
         Some(Verb::List) => learner::list(&workshop).map(|()| true),
-        Some(Verb::Check { id }) => {
+        Some(Verb::Check { id, report }) => {
+            if !report.is_plain() {
+                return grade::run(&workshop, id.as_deref(), &report);
+            }
             let exercise = learner::pick(&workshop, id.as_deref())?;
             learner::check(&workshop, exercise, verbose)
         }
+        Some(Verb::Cohort { reports, html }) => cohort::run(&reports, html.as_deref()),
+        Some(Verb::Prepare) => prepare::prepare(&workshop).map(|()| true),
         Some(Verb::Watch { id }) => {
             learner::watch(&workshop, id.as_deref(), verbose).map(|()| true)
         }

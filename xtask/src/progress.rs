@@ -30,6 +30,10 @@ pub struct ExerciseProgress {
     /// How many hints the learner has revealed.
     #[serde(default)]
     pub hints_seen: usize,
+    /// How many times the learner ran this exercise's checks (`check`, `watch`), for the
+    /// instructor's progress view (`check --format json`, `cohort`).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// How often a question was answered as known or not known.
