@@ -111,37 +111,34 @@ fn reading_time_problem(text: &str) -> Option<String> {
     })
 }
 
-/// `lessons/.../tests/x.rs` and `lessons/.../tests/x.rs::name` paths in `line`.
+/// `lessons/.../tests/x.rs` and `lessons/.../tests/x.rs::name` paths in `line`, and short
+/// `file.rs::name` citations, which must name the whole path to be checked.
 fn test_paths(line: &str) -> Vec<String> {
+    let mut found: Vec<String> = path_tokens(line, "tests/")
+        .into_iter()
+        .filter(|token| token.contains(".rs") && !token.starts_with("tests/"))
+        .collect();
+    found.extend(
+        path_tokens(line, ".rs::")
+            .into_iter()
+            .filter(|token| !token.contains("tests/")),
+    );
+    found
+}
+
+/// Every path-like token of `line` that contains `needle`, without trailing `:` or `.`.
+fn path_tokens(line: &str, needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = line;
-    while let Some(at) = rest.find("tests/") {
+    while let Some(at) = rest.find(needle) {
         let start = rest[..at]
             .rfind(|c: char| !is_path_char(c))
             .map_or(0, |i| i + 1);
         let end = rest[at..]
             .find(|c: char| !is_path_char(c))
             .map_or(rest.len(), |i| at + i);
-        let token = rest[start..end].trim_end_matches([':', '.']);
-        if token.contains(".rs") && !token.starts_with("tests/") {
-            found.push(token.to_owned());
-        }
-        rest = &rest[end.max(at + 6)..];
-    }
-    // A short `file.rs::name` is a citation too; it must name the whole path to be checked.
-    let mut rest = line;
-    while let Some(at) = rest.find(".rs::") {
-        let start = rest[..at]
-            .rfind(|c: char| !is_path_char(c))
-            .map_or(0, |i| i + 1);
-        let end = rest[at..]
-            .find(|c: char| !is_path_char(c))
-            .map_or(rest.len(), |i| at + i);
-        let token = rest[start..end].trim_end_matches([':', '.']);
-        if !token.contains("tests/") {
-            found.push(token.to_owned());
-        }
-        rest = &rest[end.max(at + 5)..];
+        found.push(rest[start..end].trim_end_matches([':', '.']).to_owned());
+        rest = &rest[end.max(at + needle.len())..];
     }
     found
 }

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 mod support;
+use support::raw_h2 as raw;
 use support::{QUIET, serve_auto};
 
 #[allow(dead_code)] // the example's `main` is not used here
@@ -285,100 +286,6 @@ fn closing_the_connection_drops_every_stream_handler() {
     });
 }
 
-/// Just enough of HTTP/2's framing (RFC 9113) to play a client that ignores the server's
-/// stream limit. hyper's own client cannot: it obeys the limit and queues.
-mod raw {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    pub const HEADERS: u8 = 0x1;
-    pub const RST_STREAM: u8 = 0x3;
-    pub const SETTINGS: u8 = 0x4;
-    const END_STREAM: u8 = 0x1;
-    const ACK: u8 = 0x1;
-    const END_HEADERS: u8 = 0x4;
-    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
-    pub const REFUSED_STREAM: u32 = 0x7;
-
-    /// The client connection preface, which also makes hyper-util's `auto` builder pick HTTP/2.
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-    /// `GET /` as an HPACK header block: `:method GET`, `:scheme http` and `:path /` are
-    /// entries 2, 6 and 4 of the static table, each sent as one "indexed" byte.
-    const GET_ROOT: [u8; 3] = [0x82, 0x86, 0x84];
-
-    /// One frame as read off the wire.
-    #[derive(Debug)]
-    pub struct Frame {
-        pub kind: u8,
-        pub flags: u8,
-        pub stream: u32,
-        pub payload: Vec<u8>,
-    }
-
-    impl Frame {
-        /// A SETTINGS frame's `SETTINGS_MAX_CONCURRENT_STREAMS`, if it carries one.
-        pub fn max_concurrent_streams(&self) -> Option<u32> {
-            self.payload.chunks_exact(6).find_map(|setting| {
-                let id = u16::from_be_bytes([setting[0], setting[1]]);
-                (id == MAX_CONCURRENT_STREAMS)
-                    .then(|| u32::from_be_bytes(setting[2..6].try_into().unwrap()))
-            })
-        }
-
-        /// A RST_STREAM frame's error code.
-        pub fn error_code(&self) -> u32 {
-            u32::from_be_bytes(self.payload[..4].try_into().unwrap())
-        }
-    }
-
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        bytes.extend([kind, flags]);
-        bytes.extend(stream.to_be_bytes());
-        bytes.extend(payload);
-        bytes
-    }
-
-    /// Sends the preface, an empty SETTINGS frame and `GET /` on each of `streams` new
-    /// streams (ids 1, 3, 5...), all in one write, without waiting for the server's SETTINGS.
-    pub async fn open_streams(stream: &mut TcpStream, streams: u32) {
-        let mut bytes = PREFACE.to_vec();
-        bytes.extend(frame(SETTINGS, 0, 0, &[]));
-        for n in 0..streams {
-            bytes.extend(frame(
-                HEADERS,
-                END_STREAM | END_HEADERS,
-                2 * n + 1,
-                &GET_ROOT,
-            ));
-        }
-        stream.write_all(&bytes).await.unwrap();
-    }
-
-    /// Reads the next frame, acknowledging the server's SETTINGS as a client must.
-    pub async fn next_frame(stream: &mut TcpStream) -> Frame {
-        let mut head = [0u8; 9];
-        stream.read_exact(&mut head).await.unwrap();
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let mut payload = vec![0u8; len];
-        stream.read_exact(&mut payload).await.unwrap();
-        let frame = Frame {
-            kind: head[3],
-            flags: head[4],
-            stream: u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff,
-            payload,
-        };
-        if frame.kind == SETTINGS && frame.flags & ACK == 0 {
-            stream
-                .write_all(&self::frame(SETTINGS, ACK, 0, &[]))
-                .await
-                .unwrap();
-        }
-        frame
-    }
-}
-
 /// A real server on loopback whose handlers each hold a guard of `parked` until `release`
 /// gives them a permit; every connection is served with `builder`.
 async fn parked_server_on_loopback(
@@ -424,7 +331,9 @@ fn the_server_announces_its_stream_limit_in_its_settings() {
             let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
             raw::open_streams(&mut stream, 0).await;
             // The server's first frame is its SETTINGS.
-            let settings = raw::next_frame(&mut stream).await;
+            let settings = raw::next_frame(&mut stream)
+                .await
+                .expect("the server closed the connection");
             assert_eq!(settings.kind, raw::SETTINGS);
             assert_eq!(settings.max_concurrent_streams(), Some(announced));
         }
@@ -441,7 +350,9 @@ fn a_client_that_ignores_the_limit_gets_the_extra_stream_refused() {
         // limit + 1 streams at once, as if the SETTINGS frame had never been sent.
         raw::open_streams(&mut stream, limit + 1).await;
         let refused = loop {
-            let frame = raw::next_frame(&mut stream).await;
+            let frame = raw::next_frame(&mut stream)
+                .await
+                .expect("the server closed the connection");
             if frame.kind == raw::RST_STREAM {
                 break frame;
             }
@@ -457,7 +368,9 @@ fn a_client_that_ignores_the_limit_gets_the_extra_stream_refused() {
         release.add_permits(limit as usize);
         let mut answered = std::collections::BTreeSet::new();
         while answered.len() < limit as usize {
-            let frame = raw::next_frame(&mut stream).await;
+            let frame = raw::next_frame(&mut stream)
+                .await
+                .expect("the server closed the connection");
             assert_ne!(frame.kind, raw::RST_STREAM, "{frame:?}");
             if frame.kind == raw::HEADERS {
                 answered.insert(frame.stream);

@@ -23,6 +23,9 @@ mod example;
 
 use example::{Stopped, serve};
 
+mod support;
+use support::raw_h2 as raw;
+
 const DEADLINE: Duration = Duration::from_secs(10);
 const HANG: &str =
     "the server never finished shutting down: is something still waiting on a connection?";
@@ -116,82 +119,6 @@ fn a_task_spawned_by_a_stuck_handler_outlives_the_forced_close() {
     });
 }
 
-/// Just enough of an HTTP/2 client, in raw frames, to watch what the server sends.
-mod raw {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    pub const HEADERS: u8 = 0x1;
-    const SETTINGS: u8 = 0x4;
-    const PING: u8 = 0x6;
-    pub const GOAWAY: u8 = 0x7;
-    const ACK: u8 = 0x1;
-    const END_STREAM: u8 = 0x1;
-    const END_HEADERS: u8 = 0x4;
-    /// The client connection preface, which also makes the auto builder pick HTTP/2.
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    /// `GET /` as an HPACK header block: static-table entries 2, 6 and 4, one byte each.
-    const GET_ROOT: [u8; 3] = [0x82, 0x86, 0x84];
-
-    #[derive(Debug)]
-    pub struct Frame {
-        pub kind: u8,
-        pub stream: u32,
-        pub payload: Vec<u8>,
-    }
-
-    impl Frame {
-        /// A GOAWAY frame's last stream id and error code.
-        pub fn goaway(&self) -> (u32, u32) {
-            let word = |at: usize| u32::from_be_bytes(self.payload[at..at + 4].try_into().unwrap());
-            (word(0) & 0x7fff_ffff, word(4))
-        }
-    }
-
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut bytes = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        bytes.extend([kind, flags]);
-        bytes.extend(stream.to_be_bytes());
-        bytes.extend(payload);
-        bytes
-    }
-
-    /// Sends the preface, an empty SETTINGS frame and `GET /` on stream 1.
-    pub async fn open_one_stream(stream: &mut TcpStream) {
-        let mut bytes = PREFACE.to_vec();
-        bytes.extend(frame(SETTINGS, 0, 0, &[]));
-        bytes.extend(frame(HEADERS, END_STREAM | END_HEADERS, 1, &GET_ROOT));
-        stream.write_all(&bytes).await.unwrap();
-    }
-
-    /// Reads the next frame, or `None` once the server has closed the connection. Answers
-    /// the server's SETTINGS and PINGs as a client must.
-    pub async fn next_frame(stream: &mut TcpStream) -> Option<Frame> {
-        let mut head = [0u8; 9];
-        stream.read_exact(&mut head).await.ok()?;
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let mut payload = vec![0u8; len];
-        stream.read_exact(&mut payload).await.ok()?;
-        let (kind, flags) = (head[3], head[4]);
-        if flags & ACK == 0 {
-            // A SETTINGS acknowledgement is empty; a PING's echoes the PING's eight bytes.
-            let ack = match kind {
-                SETTINGS => Some(frame(SETTINGS, ACK, 0, &[])),
-                PING => Some(frame(PING, ACK, 0, &payload)),
-                _ => None,
-            };
-            if let Some(ack) = ack {
-                let _ = stream.write_all(&ack).await;
-            }
-        }
-        Some(Frame {
-            kind,
-            stream: u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff,
-            payload,
-        })
-    }
-}
-
 #[test]
 fn on_http2_the_drain_sends_goaway_and_the_stream_in_flight_finishes() {
     check(HANG).real(|| async {
@@ -210,7 +137,7 @@ fn on_http2_the_drain_sends_goaway_and_the_stream_in_flight_finishes() {
         };
         let (addr, trigger, server) = start(handler, DEADLINE).await;
         let mut client = TcpStream::connect(addr).await.unwrap();
-        raw::open_one_stream(&mut client).await;
+        raw::open_streams(&mut client, 1).await;
         assert!(running.reaches_started(1, DEADLINE).await);
 
         trigger.send(()).unwrap();

@@ -5,6 +5,8 @@
 //! only some of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod raw_h2;
+
 use std::error::Error;
 use std::time::Duration;
 
