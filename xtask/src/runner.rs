@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -460,37 +460,71 @@ fn run_binary(
     names: &[&str],
     limit: Duration,
 ) -> Result<BinaryOutcome> {
-    let listed = list_tests(root, executable)?;
-    let mut queue: Vec<&str> = names.to_vec();
+    let mut group_kills = Vec::new();
+    // The listing runs beside the declared checks rather than before them, off the learner's
+    // wait: it only says which declared checks do not exist and which undeclared tests to run.
+    let (listed, mut done) = std::thread::scope(|scope| {
+        let listing = scope.spawn(|| list_tests(root, executable));
+        let done = run_side_by_side(root, executable, names, limit, &mut group_kills);
+        let listed = listing.join().expect("the listing thread panicked");
+        Ok::<_, anyhow::Error>((listed?, done?))
+    })?;
     // Tests nobody declared run too: a failing one means the checks were edited.
-    queue.extend(
-        listed
-            .iter()
-            .map(String::as_str)
-            .filter(|t| !names.contains(t)),
-    );
+    let undeclared: Vec<&str> = listed
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !names.contains(t))
+        .collect();
+    done.extend(run_side_by_side(
+        root,
+        executable,
+        &undeclared,
+        limit,
+        &mut group_kills,
+    )?);
+    for mut kill in group_kills {
+        let _ = kill.wait();
+    }
+    let mut results = BTreeMap::new();
+    let mut raw = String::new();
+    for (name, verdict, output) in done {
+        if listed.iter().any(|t| t == name) {
+            results.insert(name.to_owned(), verdict);
+            raw.push_str(&output);
+        } else {
+            let why = format!("no test named `{name}` in this target");
+            results.insert(name.to_owned(), Verdict::NotRun(why));
+        }
+    }
+    Ok(BinaryOutcome { results, raw })
+}
+
+/// Runs `queue`'s checks, a few processes at a time; returns them in `queue`'s order, and adds
+/// the `kill` processes that stop what each check left behind to `group_kills`.
+fn run_side_by_side<'a>(
+    root: &Path,
+    executable: &Path,
+    queue: &[&'a str],
+    limit: Duration,
+    group_kills: &mut Vec<Child>,
+) -> Result<Vec<(&'a str, Verdict, String)>> {
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 4);
-    let mut done: Vec<(usize, Verdict, String)> = std::thread::scope(|scope| {
+    type Ran = (usize, Verdict, String, Option<Child>);
+    let mut done: Vec<Ran> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
-                scope.spawn(|| -> Result<Vec<(usize, Verdict, String)>> {
+                scope.spawn(|| -> Result<Vec<Ran>> {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(name) = queue.get(i) else {
                             return Ok(mine);
                         };
-                        if !listed.iter().any(|t| t == name) {
-                            let why = format!("no test named `{name}` in this target");
-                            mine.push((i, Verdict::NotRun(why), String::new()));
-                            continue;
-                        }
-                        let process = run_process(root, executable, name, limit)?;
-                        let verdict = process.verdict(name);
-                        mine.push((i, verdict, process.raw));
+                        let (process, kill) = run_process(root, executable, name, limit)?;
+                        mine.push((i, process.verdict(name), process.raw, kill));
                     }
                 })
             })
@@ -501,14 +535,14 @@ fn run_binary(
         }
         Ok::<_, anyhow::Error>(all)
     })?;
-    done.sort_by_key(|(i, _, _)| *i);
-    let mut results = BTreeMap::new();
-    let mut raw = String::new();
-    for (i, verdict, output) in done {
-        results.insert(queue[i].to_owned(), verdict);
-        raw.push_str(&output);
-    }
-    Ok(BinaryOutcome { results, raw })
+    done.sort_by_key(|(i, ..)| *i);
+    Ok(done
+        .into_iter()
+        .map(|(i, verdict, raw, kill)| {
+            group_kills.extend(kill);
+            (queue[i], verdict, raw)
+        })
+        .collect())
 }
 
 /// The binary's tests, from `--list`, which runs none of the code under test.
@@ -592,7 +626,15 @@ impl Process {
     }
 }
 
-fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> Result<Process> {
+/// Runs one check in a process of its own. Also returns the `kill` that stops whatever the
+/// check left behind in its process group, still running: the caller reaps it later, so that
+/// no check waits for it.
+fn run_process(
+    root: &Path,
+    executable: &Path,
+    name: &str,
+    limit: Duration,
+) -> Result<(Process, Option<Child>)> {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let scratch = std::env::temp_dir().join(format!(
         "xtask-{}-{}",
@@ -621,6 +663,8 @@ fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> R
         .with_context(|| format!("starting {}", executable.display()))?;
     let started = Instant::now();
     let mut stopped = false;
+    // Most checks end within a few milliseconds: look again soon, then less and less often.
+    let mut pause = Duration::from_millis(1);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break Some(status);
@@ -629,10 +673,11 @@ fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> R
             stopped = true;
             break None;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     };
     // Whatever the checked code started dies with the binary: nothing may outlive a check.
-    kill_group(&mut child);
+    let group_kill = kill_group(&mut child, stopped);
     let read =
         |path: &Path| String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
     let stdout = read(&stdout_path);
@@ -645,7 +690,7 @@ fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> R
         stdout,
     };
     let _ = fs::remove_dir_all(&scratch);
-    Ok(process)
+    Ok((process, group_kill))
 }
 
 /// Variables that change how tests behave are the checks' business, not the environment's:
@@ -675,19 +720,30 @@ fn own_process_group(command: &mut Command) {
 #[cfg(not(unix))]
 fn own_process_group(_command: &mut Command) {}
 
-/// Stops the test binary and every process in its group.
-fn kill_group(child: &mut std::process::Child) {
+/// Stops the test binary and every process in its group. For a binary that has ended, the
+/// `kill` of the rest of its group is returned still running (it takes a few milliseconds to
+/// start); for one stopped at its limit, it is waited for.
+fn kill_group(child: &mut Child, stopped: bool) -> Option<Child> {
     #[cfg(unix)]
-    {
+    let kill = Command::new("kill")
         // The group's id is the binary's pid (`process_group(0)`); `kill` is in every unix.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", child.id())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok();
+    #[cfg(not(unix))]
+    let kill: Option<Child> = None;
+    if !stopped {
+        return kill;
+    }
+    if let Some(mut kill) = kill {
+        let _ = kill.wait();
     }
     let _ = child.kill();
     let _ = child.wait();
+    None
 }
 
 /// "crashed with a stack overflow", "called exit(3)", ...: how a test process ended early.
