@@ -169,16 +169,37 @@ impl<'a> Place<'a> {
 /// Builds and runs the checks of `package` (the exercise, its solution or a variant).
 pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
     let mut report = Report::default();
-    for target in meta.targets() {
-        let names: Vec<&str> = meta
-            .checks
+    let targets = meta.targets();
+    // Each test target builds and runs beside the others: loom's models build in the `loom`
+    // profile and the other checks in the dev one, so neither waits for the other's cargo.
+    let done: Vec<Result<(Build, Option<BinaryOutcome>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
             .iter()
-            .filter(|c| c.target == target)
-            .map(|c| c.name.as_str())
+            .map(|target| {
+                scope.spawn(move || {
+                    let build = build(place, package, target)?;
+                    let outcome = match &build.executable {
+                        Some(executable) => {
+                            let names = check_names(meta, target);
+                            Some(run_binary(place.root, executable, &names, process_limit())?)
+                        }
+                        None => None,
+                    };
+                    Ok((build, outcome))
+                })
+            })
             .collect();
-        let build = build(place, package, &target)?;
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a check target's thread panicked"))
+            .collect()
+    });
+    // Read in the targets' order, so the first build error reported is always the same one.
+    for (target, done) in targets.iter().zip(done) {
+        let (build, outcome) = done?;
+        let names = check_names(meta, target);
         report.cargo_output.push_str(&build.cargo_output);
-        let Some(executable) = build.executable else {
+        let Some(outcome) = outcome else {
             let why = if build.diagnostics.is_empty() {
                 format!("the test target `{target}` could not be built")
             } else {
@@ -195,7 +216,6 @@ pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
             }
             continue;
         };
-        let outcome = run_binary(place.root, &executable, &names, process_limit())?;
         report.cargo_output.push_str(&outcome.raw);
         for name in &names {
             let verdict = outcome.results.get(*name).cloned().unwrap_or_else(|| {
@@ -229,6 +249,15 @@ pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
         report.verdicts.insert("lint".to_owned(), verdict);
     }
     Ok(report)
+}
+
+/// The checks the metadata declares in test target `target`.
+fn check_names<'m>(meta: &'m Meta, target: &str) -> Vec<&'m str> {
+    meta.checks
+        .iter()
+        .filter(|c| c.target == target)
+        .map(|c| c.name.as_str())
+        .collect()
 }
 
 struct Build {
