@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,15 +178,7 @@ pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
             .iter()
             .map(|target| {
                 scope.spawn(move || {
-                    let build = build(place, package, target)?;
-                    let outcome = match &build.executable {
-                        Some(executable) => {
-                            let names = check_names(meta, target);
-                            Some(run_binary(place.root, executable, &names, process_limit())?)
-                        }
-                        None => None,
-                    };
-                    Ok((build, outcome))
+                    build_and_run(place, package, target, &check_names(meta, target))
                 })
             })
             .collect();
@@ -261,7 +254,6 @@ fn check_names<'m>(meta: &'m Meta, target: &str) -> Vec<&'m str> {
 }
 
 struct Build {
-    executable: Option<PathBuf>,
     diagnostics: Vec<String>,
     rendered: String,
     cargo_output: String,
@@ -277,8 +269,16 @@ fn target_flags(target: &str) -> Vec<&'static str> {
     }
 }
 
-fn build(place: &Place, package: &str, target: &str) -> Result<Build> {
-    let output = place
+/// Builds test target `target` and runs its checks, `names` first. The checks start the moment
+/// cargo reports the test binary, while cargo still finishes its own bookkeeping; their
+/// verdicts count only if cargo then says the build succeeded.
+fn build_and_run(
+    place: &Place,
+    package: &str,
+    target: &str,
+    names: &[&str],
+) -> Result<(Build, Option<BinaryOutcome>)> {
+    let mut cargo = place
         .cargo()
         .args([
             "test",
@@ -290,48 +290,69 @@ fn build(place: &Place, package: &str, target: &str) -> Result<Build> {
             target,
         ])
         .args(target_flags(target))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("running cargo test --no-run -p {package}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let mut build = Build {
-        executable: None,
-        diagnostics: Vec::new(),
-        rendered: String::new(),
-        cargo_output: stderr.clone(),
-    };
-    for line in stdout.lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else {
-            continue;
+    let stdout = cargo.stdout.take().expect("cargo's stdout is piped");
+    let mut stderr = cargo.stderr.take().expect("cargo's stderr is piped");
+    std::thread::scope(|scope| {
+        // Read beside stdout: a cargo that fills its stderr pipe would otherwise stop for good.
+        let stderr = scope.spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        let mut build = Build {
+            diagnostics: Vec::new(),
+            rendered: String::new(),
+            cargo_output: String::new(),
         };
-        match message["reason"].as_str() {
-            Some("compiler-message") => {
-                if let Some(line) = diagnostic_line(&message["message"]) {
-                    build.diagnostics.push(line);
-                    if let Some(rendered) = message["message"]["rendered"].as_str() {
-                        build.rendered.push_str(rendered);
+        let mut checks = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(message) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            match message["reason"].as_str() {
+                Some("compiler-message") => {
+                    if let Some(line) = diagnostic_line(&message["message"]) {
+                        build.diagnostics.push(line);
+                        if let Some(rendered) = message["message"]["rendered"].as_str() {
+                            build.rendered.push_str(rendered);
+                        }
                     }
                 }
-            }
-            Some("compiler-artifact") => {
-                let is_target = message["target"]["name"].as_str() == Some(target)
-                    && message["profile"]["test"].as_bool() == Some(true);
-                if let (true, Some(exe)) = (is_target, message["executable"].as_str()) {
-                    build.executable = Some(PathBuf::from(exe));
+                Some("compiler-artifact") => {
+                    let is_target = message["target"]["name"].as_str() == Some(target)
+                        && message["profile"]["test"].as_bool() == Some(true);
+                    if let (true, Some(exe)) = (is_target, message["executable"].as_str()) {
+                        let exe = PathBuf::from(exe);
+                        checks =
+                            Some(scope.spawn(move || {
+                                run_binary(place.root, &exe, names, process_limit())
+                            }));
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    if !output.status.success() {
-        build.executable = None;
+        let status = cargo
+            .wait()
+            .with_context(|| format!("waiting for cargo test --no-run -p {package}"))?;
+        build.cargo_output = stderr.join().expect("the stderr reader panicked");
+        let outcome = checks
+            .map(|run| run.join().expect("a check runner panicked"))
+            .transpose()?;
+        if status.success() {
+            return Ok((build, outcome));
+        }
         if build.rendered.is_empty() {
             // No compiler error to show (a broken manifest, an unknown dependency): cargo's
             // own reason is the only account of what went wrong.
-            build.rendered = cargo_errors(&stderr);
+            build.rendered = cargo_errors(&build.cargo_output);
         }
-    }
-    Ok(build)
+        Ok((build, None))
+    })
 }
 
 /// cargo's account of a failure: its stderr from the first `error` line, without the
