@@ -2,9 +2,10 @@
 # The learner's edit → verdict loop, measured against rustlings' on the same machine, in one run.
 #
 #   scripts/bench-learner-loop.sh [RUNS]          (default: 9 rounds)
+#   BENCH_EDIT=middle scripts/bench-learner-loop.sh [RUNS]
 #
-# Each round makes a one-line edit (a comment appended to src/lib.rs) and times, interleaved
-# so that the machine's load falls on both alike:
+# Each round makes a one-line edit and times, interleaved so that the machine's load falls on
+# both alike:
 #
 #   - `cargo xtask check ID` for one exercise of each kind of check (srv, vt, loom, cf, snap);
 #   - `cargo xtask watch ID` for a srv and a vt exercise: from the save to the line watch prints
@@ -18,6 +19,12 @@
 #
 #   check median ≤ 1.25 × rustlings' and watch median ≤ 1.0 × rustlings', for srv and vt.
 #
+# The edit is a comment line added to the file. BENCH_EDIT=end (the default, and issue 11's
+# setting) appends it: nothing in the code moves, the cheapest edit there is. BENCH_EDIT=middle
+# adds it after the first item that ends past the middle of the file: every line below moves,
+# so every panic location below changes and the compiler redoes their code, as after a
+# learner's edit that adds or removes a line in a function.
+#
 # A run counts only if the edit was compiled (cargo decides by file times, and a save it does not
 # see would time a build that did nothing); such a run is measured again with a new edit.
 #
@@ -30,6 +37,11 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 runs=${1:-9}
+edit_at=${BENCH_EDIT:-end}
+if [[ $edit_at != end && $edit_at != middle ]]; then
+  echo "BENCH_EDIT must be end or middle, not '$edit_at'" >&2
+  exit 2
+fi
 if ! [[ $runs =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: scripts/bench-learner-loop.sh [RUNS]   (RUNS: a positive number of rounds, default 9)" >&2
   exit 2
@@ -87,9 +99,18 @@ backup() {
 # written in one go, so a watcher never sees half an edit.
 edits=0
 edit() {
-  local file=$1 original=$2
+  local file=$1 original=$2 line
   edits=$((edits + 1))
-  { cat "$original"; echo "// bench edit $edits $(now_us)"; } >"$scratch/edit.tmp"
+  line="// bench edit $edits $(now_us)"
+  if [ "$edit_at" = end ]; then
+    { cat "$original"; echo "$line"; } >"$scratch/edit.tmp"
+  else
+    # After a `}` in column 0 (the end of an item: never inside a string or a body) at or past
+    # the middle of the file; at the end when there is none.
+    awk -v line="$line" -v half="$(($(wc -l <"$original") / 2))" '
+      { print } !done && NR >= half && /^}/ { print line; done = 1 }
+      END { if (!done) print line }' "$original" >"$scratch/edit.tmp"
+  fi
   cp "$scratch/edit.tmp" "$file"
 }
 
@@ -248,6 +269,7 @@ within() { awk -v a="$1" -v b="$2" -v bound="$3" 'BEGIN {exit !(a <= bound * b)}
 
 # --- The run --------------------------------------------------------------------------------
 
+say "edit: a comment line added at the $edit_at of the file (BENCH_EDIT=end|middle)"
 say "load at start: $(uptime)"
 say "warming up: one untimed run of each, as after a learner's first check..."
 for target in "${check_targets[@]}"; do
