@@ -10,6 +10,7 @@ use std::future::Future;
 use tokio::io::DuplexStream;
 use tokio::task::JoinHandle;
 
+use crate::BoxFuture;
 use crate::server::H1Connection;
 
 /// Buffer size of each direction of the in-memory pipe: big enough for any check's headers,
@@ -41,8 +42,15 @@ where
     Fut::Output: Send + 'static,
 {
     let (client, server) = tokio::io::duplex(PIPE_BYTES);
-    let task = tokio::spawn(serve(server));
-    (client, ServerSide { task })
+    (client, spawn(Box::pin(serve(server))))
+}
+
+/// Spawns the serving future, boxed: the task machinery is compiled once per output type (and
+/// for `hyper::Result<()>`, the usual one, once in this crate), not once per check.
+fn spawn<T: Send + 'static>(serve: BoxFuture<'static, T>) -> ServerSide<T> {
+    ServerSide {
+        task: tokio::spawn(serve),
+    }
 }
 
 /// Spawns `serve` on one end of a new in-memory pipe and performs a hyper HTTP/1 client
@@ -55,4 +63,14 @@ where
 {
     let (client, server) = raw(serve);
     (H1Connection::handshake(client).await, server)
+}
+
+/// Never called: it makes this crate compile [`spawn`] for `hyper::Result<()>`, which the checks
+/// crates then reuse instead of compiling tokio's task machinery again (debug builds share
+/// generic code between crates).
+#[doc(hidden)]
+pub fn spawn_hyper_result(
+    serve: BoxFuture<'static, hyper::Result<()>>,
+) -> ServerSide<hyper::Result<()>> {
+    spawn(serve)
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::BoxFuture;
+
 /// A count of live guards, shared by the check and the code under test.
 #[derive(Debug, Clone, Default)]
 pub struct Gauge {
@@ -63,29 +65,35 @@ impl Gauge {
 
     /// Waits until `live() == n`. Returns `false` if that did not happen within `deadline`
     /// (measured on tokio's clock, so it is virtual time on a paused runtime).
-    pub async fn settles_to(&self, n: usize, deadline: Duration) -> bool {
-        self.wait_until(deadline, |g| g.live() == n).await
+    pub fn settles_to(&self, n: usize, deadline: Duration) -> BoxFuture<'_, bool> {
+        self.wait_until(deadline, Box::new(move |g| g.live() == n))
     }
 
     /// Waits until at least `n` guards were ever handed out: "the work has started".
     /// Returns `false` if that did not happen within `deadline`.
-    pub async fn reaches_started(&self, n: usize, deadline: Duration) -> bool {
-        self.wait_until(deadline, |g| g.started() >= n).await
+    pub fn reaches_started(&self, n: usize, deadline: Duration) -> BoxFuture<'_, bool> {
+        self.wait_until(deadline, Box::new(move |g| g.started() >= n))
     }
 
-    async fn wait_until(&self, deadline: Duration, done: impl Fn(&Self) -> bool) -> bool {
-        tokio::time::timeout(deadline, async {
-            loop {
-                // Register interest before reading, or a change in between would be missed.
-                let changed = self.inner.changed.notified();
-                if done(self) {
-                    return;
+    fn wait_until(
+        &self,
+        deadline: Duration,
+        done: Box<dyn Fn(&Self) -> bool + Send + Sync>,
+    ) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            tokio::time::timeout(deadline, async {
+                loop {
+                    // Register interest before reading, or a change in between would be missed.
+                    let changed = self.inner.changed.notified();
+                    if done(self) {
+                        return;
+                    }
+                    changed.await;
                 }
-                changed.await;
-            }
+            })
+            .await
+            .is_ok()
         })
-        .await
-        .is_ok()
     }
 }
 

@@ -36,3 +36,11 @@ pub mod transcript;
 pub mod watchdog;
 
 pub use response::TestResponse;
+
+/// A boxed future, as the harness's async functions return them.
+///
+/// Boxed rather than `async fn` for the learner's edit-check loop: the body of a future the
+/// harness boxes is compiled once, into this crate, while an `async fn`'s body is compiled
+/// again into every checks crate that awaits it, on every one-line edit of the exercise.
+/// Awaiting it reads the same.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::TestResponse;
+use crate::{BoxFuture, TestResponse};
 
 /// A server task running on `127.0.0.1` with a kernel-chosen port.
 ///
@@ -38,12 +39,16 @@ impl TestServer {
         F: FnOnce(TcpListener) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding 127.0.0.1:0");
+        let listener = bind().await;
         let addr = listener.local_addr().expect("reading the bound address");
-        let task = tokio::spawn(serve(listener));
-        Self { addr, task }
+        Self::spawn(addr, Box::pin(serve(listener)))
+    }
+
+    fn spawn(addr: SocketAddr, serve: BoxFuture<'static, ()>) -> Self {
+        Self {
+            addr,
+            task: tokio::spawn(serve),
+        }
     }
 
     /// Serves `handler` with a plain accept loop (one task per connection, HTTP/1 and HTTP/2
@@ -53,25 +58,7 @@ impl TestServer {
         H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
     {
-        Self::start(move |listener| async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let response = handler(req);
-                        async move { Ok::<_, Infallible>(response.await) }
-                    });
-                    // A client that goes away mid-request is not the server's failure.
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        })
-        .await
+        serve_boxed(Arc::new(move |request| Box::pin(handler(request)))).await
     }
 
     /// The address the server listens on.
@@ -85,18 +72,55 @@ impl TestServer {
     }
 
     /// Opens one new TCP connection to the server and performs the HTTP/1 handshake.
-    pub async fn connect(&self) -> H1Connection {
-        let stream = TcpStream::connect(self.addr)
-            .await
-            .expect("connecting to the test server");
-        H1Connection::handshake(stream).await
+    pub fn connect(&self) -> BoxFuture<'_, H1Connection> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(self.addr)
+                .await
+                .expect("connecting to the test server");
+            H1Connection::handshake_boxed(Box::new(stream)).await
+        })
     }
 
     /// Stops the server task and waits until it is gone.
-    pub async fn shutdown(mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
+    pub fn shutdown(mut self) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        })
     }
+}
+
+/// What the code under test writes a response with.
+type Handler =
+    Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync>;
+
+fn bind() -> BoxFuture<'static, TcpListener> {
+    Box::pin(async {
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0")
+    })
+}
+
+fn serve_boxed(handler: Handler) -> BoxFuture<'static, TestServer> {
+    Box::pin(TestServer::start(move |listener| async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = Arc::clone(&handler);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let response = handler(req);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                // A client that goes away mid-request is not the server's failure.
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }))
 }
 
 impl Drop for TestServer {
@@ -114,36 +138,54 @@ pub struct H1Connection {
     driver: JoinHandle<hyper::Result<()>>,
 }
 
+/// A byte stream a client connection can run over: TCP or an in-memory duplex.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
 impl H1Connection {
     /// Performs the HTTP/1 handshake over any byte stream: TCP or an in-memory duplex.
-    pub async fn handshake<IO>(io: IO) -> Self
+    pub fn handshake<IO>(io: IO) -> BoxFuture<'static, Self>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let (sender, connection) = http1::handshake(TokioIo::new(io))
-            .await
-            .expect("HTTP/1 client handshake");
-        let driver = tokio::spawn(connection);
-        Self { sender, driver }
+        Self::handshake_boxed(Box::new(io))
+    }
+
+    // One hyper client for every kind of stream, compiled here once.
+    fn handshake_boxed(io: Box<dyn Io>) -> BoxFuture<'static, Self> {
+        Box::pin(async move {
+            let (sender, connection) = http1::handshake(TokioIo::new(io))
+                .await
+                .expect("HTTP/1 client handshake");
+            let driver = tokio::spawn(connection);
+            Self { sender, driver }
+        })
     }
 
     /// Sends `GET path` and reads the whole response.
-    pub async fn get(&mut self, path: &str) -> hyper::Result<TestResponse> {
-        self.send(get(path)).await
+    pub fn get(&mut self, path: &str) -> BoxFuture<'_, hyper::Result<TestResponse>> {
+        self.send(get(path))
     }
 
     /// Sends `request` once the connection is ready, and reads the whole response.
-    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> hyper::Result<TestResponse> {
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        TestResponse::collect(response).await
+    pub fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> BoxFuture<'_, hyper::Result<TestResponse>> {
+        Box::pin(async move {
+            self.sender.ready().await?;
+            let response = self.sender.send_request(request).await?;
+            TestResponse::collect(response).await
+        })
     }
 
     /// Closes the connection from the client side and waits for the client's half to finish,
     /// the way a browser tab that is closed drops its socket.
-    pub async fn close(self) {
-        drop(self.sender);
-        let _ = self.driver.await;
+    pub fn close(self) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            drop(self.sender);
+            let _ = self.driver.await;
+        })
     }
 
     /// Drops the connection at once, without waiting: models a client that vanishes.

@@ -9,9 +9,15 @@
 //! The limit is measured on the real clock even for paused-clock checks: a paused runtime
 //! that is idle jumps its clock forward by itself, so only a real-time limit catches a body
 //! that spins without ever yielding.
+//!
+//! Each entry point is generic only in a thin layer that boxes the body: the runtime, the
+//! thread and the panic plumbing are compiled once, here, instead of once per check in every
+//! checks crate. That is most of what a learner's one-line edit used to recompile.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic;
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -35,6 +41,18 @@ pub fn check(on_hang: &str) -> Check {
     }
 }
 
+/// A check's async body, made on the check's thread (it need not be `Send`).
+type LocalBody = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+/// A check's synchronous body, with its value type erased.
+type AnyBody = Box<dyn FnOnce() -> Box<dyn Any + Send> + Send>;
+
+/// Which runtime an async body runs on.
+#[derive(Clone, Copy)]
+enum Clock {
+    Paused,
+    Real,
+}
+
 impl Check {
     /// Sets the real-time limit after which the check fails as hung.
     pub fn limit(mut self, limit: Duration) -> Self {
@@ -50,16 +68,9 @@ impl Check {
     pub fn paused<F, Fut>(self, body: F)
     where
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ()>,
+        Fut: Future<Output = ()> + 'static,
     {
-        self.run(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .expect("building a paused runtime")
-                .block_on(body())
-        })
+        self.block_on(Clock::Paused, Box::new(move || Box::pin(body())));
     }
 
     /// Runs `body` on a two-worker runtime with the real clock, for checks against a real
@@ -67,16 +78,9 @@ impl Check {
     pub fn real<F, Fut>(self, body: F)
     where
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ()>,
+        Fut: Future<Output = ()> + 'static,
     {
-        self.run(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("building a runtime")
-                .block_on(body())
-        })
+        self.block_on(Clock::Real, Box::new(move || Box::pin(body())));
     }
 
     /// Runs a synchronous `body` under the watchdog, for example a loom model.
@@ -85,6 +89,32 @@ impl Check {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        let value = self.run_any(Box::new(move || Box::new(body())));
+        *value
+            .downcast::<T>()
+            .expect("the body's value comes back with its own type")
+    }
+
+    fn block_on(self, clock: Clock, body: LocalBody) {
+        self.run_any(Box::new(move || {
+            let runtime = match clock {
+                Clock::Paused => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .start_paused(true)
+                    .build()
+                    .expect("building a paused runtime"),
+                Clock::Real => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("building a runtime"),
+            };
+            runtime.block_on(body());
+            Box::new(())
+        }));
+    }
+
+    fn run_any(self, body: AnyBody) -> Box<dyn Any + Send> {
         let (done_tx, done_rx) = mpsc::channel();
         let name = thread::current().name().unwrap_or("check").to_owned();
         thread::Builder::new()

@@ -11,8 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -169,16 +170,29 @@ impl<'a> Place<'a> {
 /// Builds and runs the checks of `package` (the exercise, its solution or a variant).
 pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
     let mut report = Report::default();
-    for target in meta.targets() {
-        let names: Vec<&str> = meta
-            .checks
+    let targets = meta.targets();
+    // Each test target builds and runs beside the others: loom's models build in the `loom`
+    // profile and the other checks in the dev one, so neither waits for the other's cargo.
+    let done: Vec<Result<(Build, Option<BinaryOutcome>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
             .iter()
-            .filter(|c| c.target == target)
-            .map(|c| c.name.as_str())
+            .map(|target| {
+                scope.spawn(move || {
+                    build_and_run(place, package, target, &check_names(meta, target))
+                })
+            })
             .collect();
-        let build = build(place, package, &target)?;
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a check target's thread panicked"))
+            .collect()
+    });
+    // Read in the targets' order, so the first build error reported is always the same one.
+    for (target, done) in targets.iter().zip(done) {
+        let (build, outcome) = done?;
+        let names = check_names(meta, target);
         report.cargo_output.push_str(&build.cargo_output);
-        let Some(executable) = build.executable else {
+        let Some(outcome) = outcome else {
             let why = if build.diagnostics.is_empty() {
                 format!("the test target `{target}` could not be built")
             } else {
@@ -195,7 +209,6 @@ pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
             }
             continue;
         };
-        let outcome = run_binary(place.root, &executable, &names, process_limit())?;
         report.cargo_output.push_str(&outcome.raw);
         for name in &names {
             let verdict = outcome.results.get(*name).cloned().unwrap_or_else(|| {
@@ -231,8 +244,16 @@ pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
     Ok(report)
 }
 
+/// The checks the metadata declares in test target `target`.
+fn check_names<'m>(meta: &'m Meta, target: &str) -> Vec<&'m str> {
+    meta.checks
+        .iter()
+        .filter(|c| c.target == target)
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
 struct Build {
-    executable: Option<PathBuf>,
     diagnostics: Vec<String>,
     rendered: String,
     cargo_output: String,
@@ -248,8 +269,16 @@ fn target_flags(target: &str) -> Vec<&'static str> {
     }
 }
 
-fn build(place: &Place, package: &str, target: &str) -> Result<Build> {
-    let output = place
+/// Builds test target `target` and runs its checks, `names` first. The checks start the moment
+/// cargo reports the test binary, while cargo still finishes its own bookkeeping; their
+/// verdicts count only if cargo then says the build succeeded.
+fn build_and_run(
+    place: &Place,
+    package: &str,
+    target: &str,
+    names: &[&str],
+) -> Result<(Build, Option<BinaryOutcome>)> {
+    let mut cargo = place
         .cargo()
         .args([
             "test",
@@ -261,48 +290,69 @@ fn build(place: &Place, package: &str, target: &str) -> Result<Build> {
             target,
         ])
         .args(target_flags(target))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("running cargo test --no-run -p {package}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let mut build = Build {
-        executable: None,
-        diagnostics: Vec::new(),
-        rendered: String::new(),
-        cargo_output: stderr.clone(),
-    };
-    for line in stdout.lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else {
-            continue;
+    let stdout = cargo.stdout.take().expect("cargo's stdout is piped");
+    let mut stderr = cargo.stderr.take().expect("cargo's stderr is piped");
+    std::thread::scope(|scope| {
+        // Read beside stdout: a cargo that fills its stderr pipe would otherwise stop for good.
+        let stderr = scope.spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        let mut build = Build {
+            diagnostics: Vec::new(),
+            rendered: String::new(),
+            cargo_output: String::new(),
         };
-        match message["reason"].as_str() {
-            Some("compiler-message") => {
-                if let Some(line) = diagnostic_line(&message["message"]) {
-                    build.diagnostics.push(line);
-                    if let Some(rendered) = message["message"]["rendered"].as_str() {
-                        build.rendered.push_str(rendered);
+        let mut checks = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(message) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            match message["reason"].as_str() {
+                Some("compiler-message") => {
+                    if let Some(line) = diagnostic_line(&message["message"]) {
+                        build.diagnostics.push(line);
+                        if let Some(rendered) = message["message"]["rendered"].as_str() {
+                            build.rendered.push_str(rendered);
+                        }
                     }
                 }
-            }
-            Some("compiler-artifact") => {
-                let is_target = message["target"]["name"].as_str() == Some(target)
-                    && message["profile"]["test"].as_bool() == Some(true);
-                if let (true, Some(exe)) = (is_target, message["executable"].as_str()) {
-                    build.executable = Some(PathBuf::from(exe));
+                Some("compiler-artifact") => {
+                    let is_target = message["target"]["name"].as_str() == Some(target)
+                        && message["profile"]["test"].as_bool() == Some(true);
+                    if let (true, Some(exe)) = (is_target, message["executable"].as_str()) {
+                        let exe = PathBuf::from(exe);
+                        checks =
+                            Some(scope.spawn(move || {
+                                run_binary(place.root, &exe, names, process_limit())
+                            }));
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    if !output.status.success() {
-        build.executable = None;
+        let status = cargo
+            .wait()
+            .with_context(|| format!("waiting for cargo test --no-run -p {package}"))?;
+        build.cargo_output = stderr.join().expect("the stderr reader panicked");
+        let outcome = checks
+            .map(|run| run.join().expect("a check runner panicked"))
+            .transpose()?;
+        if status.success() {
+            return Ok((build, outcome));
+        }
         if build.rendered.is_empty() {
             // No compiler error to show (a broken manifest, an unknown dependency): cargo's
             // own reason is the only account of what went wrong.
-            build.rendered = cargo_errors(&stderr);
+            build.rendered = cargo_errors(&build.cargo_output);
         }
-    }
-    Ok(build)
+        Ok((build, None))
+    })
 }
 
 /// cargo's account of a failure: its stderr from the first `error` line, without the
@@ -466,37 +516,71 @@ fn run_binary(
     names: &[&str],
     limit: Duration,
 ) -> Result<BinaryOutcome> {
-    let listed = list_tests(root, executable)?;
-    let mut queue: Vec<&str> = names.to_vec();
+    let mut group_kills = Vec::new();
+    // The listing runs beside the declared checks rather than before them, off the learner's
+    // wait: it only says which declared checks do not exist and which undeclared tests to run.
+    let (listed, mut done) = std::thread::scope(|scope| {
+        let listing = scope.spawn(|| list_tests(root, executable));
+        let done = run_side_by_side(root, executable, names, limit, &mut group_kills);
+        let listed = listing.join().expect("the listing thread panicked");
+        Ok::<_, anyhow::Error>((listed?, done?))
+    })?;
     // Tests nobody declared run too: a failing one means the checks were edited.
-    queue.extend(
-        listed
-            .iter()
-            .map(String::as_str)
-            .filter(|t| !names.contains(t)),
-    );
+    let undeclared: Vec<&str> = listed
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !names.contains(t))
+        .collect();
+    done.extend(run_side_by_side(
+        root,
+        executable,
+        &undeclared,
+        limit,
+        &mut group_kills,
+    )?);
+    for mut kill in group_kills {
+        let _ = kill.wait();
+    }
+    let mut results = BTreeMap::new();
+    let mut raw = String::new();
+    for (name, verdict, output) in done {
+        if listed.iter().any(|t| t == name) {
+            results.insert(name.to_owned(), verdict);
+            raw.push_str(&output);
+        } else {
+            let why = format!("no test named `{name}` in this target");
+            results.insert(name.to_owned(), Verdict::NotRun(why));
+        }
+    }
+    Ok(BinaryOutcome { results, raw })
+}
+
+/// Runs `queue`'s checks, a few processes at a time; returns them in `queue`'s order, and adds
+/// the `kill` processes that stop what each check left behind to `group_kills`.
+fn run_side_by_side<'a>(
+    root: &Path,
+    executable: &Path,
+    queue: &[&'a str],
+    limit: Duration,
+    group_kills: &mut Vec<Child>,
+) -> Result<Vec<(&'a str, Verdict, String)>> {
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 4);
-    let mut done: Vec<(usize, Verdict, String)> = std::thread::scope(|scope| {
+    type Ran = (usize, Verdict, String, Option<Child>);
+    let mut done: Vec<Ran> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
-                scope.spawn(|| -> Result<Vec<(usize, Verdict, String)>> {
+                scope.spawn(|| -> Result<Vec<Ran>> {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(name) = queue.get(i) else {
                             return Ok(mine);
                         };
-                        if !listed.iter().any(|t| t == name) {
-                            let why = format!("no test named `{name}` in this target");
-                            mine.push((i, Verdict::NotRun(why), String::new()));
-                            continue;
-                        }
-                        let process = run_process(root, executable, name, limit)?;
-                        let verdict = process.verdict(name);
-                        mine.push((i, verdict, process.raw));
+                        let (process, kill) = run_process(root, executable, name, limit)?;
+                        mine.push((i, process.verdict(name), process.raw, kill));
                     }
                 })
             })
@@ -507,14 +591,14 @@ fn run_binary(
         }
         Ok::<_, anyhow::Error>(all)
     })?;
-    done.sort_by_key(|(i, _, _)| *i);
-    let mut results = BTreeMap::new();
-    let mut raw = String::new();
-    for (i, verdict, output) in done {
-        results.insert(queue[i].to_owned(), verdict);
-        raw.push_str(&output);
-    }
-    Ok(BinaryOutcome { results, raw })
+    done.sort_by_key(|(i, ..)| *i);
+    Ok(done
+        .into_iter()
+        .map(|(i, verdict, raw, kill)| {
+            group_kills.extend(kill);
+            (queue[i], verdict, raw)
+        })
+        .collect())
 }
 
 /// The binary's tests, from `--list`, which runs none of the code under test.
@@ -598,7 +682,15 @@ impl Process {
     }
 }
 
-fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> Result<Process> {
+/// Runs one check in a process of its own. Also returns the `kill` that stops whatever the
+/// check left behind in its process group, still running: the caller reaps it later, so that
+/// no check waits for it.
+fn run_process(
+    root: &Path,
+    executable: &Path,
+    name: &str,
+    limit: Duration,
+) -> Result<(Process, Option<Child>)> {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let scratch = std::env::temp_dir().join(format!(
         "xtask-{}-{}",
@@ -627,6 +719,8 @@ fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> R
         .with_context(|| format!("starting {}", executable.display()))?;
     let started = Instant::now();
     let mut stopped = false;
+    // Most checks end within a few milliseconds: look again soon, then less and less often.
+    let mut pause = Duration::from_millis(1);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break Some(status);
@@ -635,10 +729,11 @@ fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> R
             stopped = true;
             break None;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     };
     // Whatever the checked code started dies with the binary: nothing may outlive a check.
-    kill_group(&mut child);
+    let group_kill = kill_group(&mut child, stopped);
     let read =
         |path: &Path| String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
     let stdout = read(&stdout_path);
@@ -651,7 +746,7 @@ fn run_process(root: &Path, executable: &Path, name: &str, limit: Duration) -> R
         stdout,
     };
     let _ = fs::remove_dir_all(&scratch);
-    Ok(process)
+    Ok((process, group_kill))
 }
 
 /// Variables that change how tests behave are the checks' business, not the environment's:
@@ -681,19 +776,30 @@ fn own_process_group(command: &mut Command) {
 #[cfg(not(unix))]
 fn own_process_group(_command: &mut Command) {}
 
-/// Stops the test binary and every process in its group.
-fn kill_group(child: &mut std::process::Child) {
+/// Stops the test binary and every process in its group. For a binary that has ended, the
+/// `kill` of the rest of its group is returned still running (it takes a few milliseconds to
+/// start); for one stopped at its limit, it is waited for.
+fn kill_group(child: &mut Child, stopped: bool) -> Option<Child> {
     #[cfg(unix)]
-    {
+    let kill = Command::new("kill")
         // The group's id is the binary's pid (`process_group(0)`); `kill` is in every unix.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", child.id())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok();
+    #[cfg(not(unix))]
+    let kill: Option<Child> = None;
+    if !stopped {
+        return kill;
+    }
+    if let Some(mut kill) = kill {
+        let _ = kill.wait();
     }
     let _ = child.kill();
     let _ = child.wait();
+    None
 }
 
 /// "crashed with a stack overflow", "called exit(3)", ...: how a test process ended early.
