@@ -53,8 +53,7 @@ pub struct ExerciseRecord {
     pub verdict: ExerciseVerdict,
     /// Why it is not solved, in one line (`None` when it passed).
     pub reason: Option<String>,
-    /// Building and running every check of the exercise, in milliseconds. The checks run side
-    /// by side, each in its own process, so a check has no duration of its own here.
+    /// Building and running every check of the exercise, in milliseconds.
     pub duration_ms: u64,
     /// How many times the learner ran this exercise's checks (`check`, `watch`) in this
     /// checkout; `None` where no progress is recorded (a fresh clone, a CI run).
@@ -93,6 +92,10 @@ pub struct CheckRecord {
     pub origin: Option<FailureOrigin>,
     /// What the check (or the compiler) said, shortened to its last lines.
     pub message: Option<String>,
+    /// How long the check's own process ran, in milliseconds; `None` for `compiles`, `lint`
+    /// and a check that did not run. Checks run side by side, so durations overlap.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

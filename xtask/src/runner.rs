@@ -99,6 +99,9 @@ pub struct Report {
     pub verdicts: BTreeMap<String, Verdict>,
     /// Tests the binaries ran that the metadata does not declare.
     pub undeclared: Vec<String>,
+    /// How long each check's own process ran, by check name (checks run side by side, so
+    /// these overlap; the build is not in them).
+    pub durations: BTreeMap<String, Duration>,
     /// Cargo's own output, for `--verbose`.
     pub cargo_output: String,
 }
@@ -215,6 +218,9 @@ pub fn run(place: &Place, meta: &Meta, package: &str) -> Result<Report> {
                 Verdict::NotRun(format!("no test named `{name}` in the `{target}` target"))
             });
             report.verdicts.insert((*name).to_owned(), verdict);
+            if let Some(elapsed) = outcome.durations.get(*name) {
+                report.durations.insert((*name).to_owned(), *elapsed);
+            }
         }
         for (name, verdict) in &outcome.results {
             if names.contains(&name.as_str()) {
@@ -500,6 +506,7 @@ fn clippy(place: &Place, package: &str, deny: &[String], log: &mut String) -> Re
 
 struct BinaryOutcome {
     results: BTreeMap<String, Verdict>,
+    durations: BTreeMap<String, Duration>,
     raw: String,
 }
 
@@ -542,17 +549,23 @@ fn run_binary(
         let _ = kill.wait();
     }
     let mut results = BTreeMap::new();
+    let mut durations = BTreeMap::new();
     let mut raw = String::new();
-    for (name, verdict, output) in done {
+    for (name, verdict, output, elapsed) in done {
         if listed.iter().any(|t| t == name) {
             results.insert(name.to_owned(), verdict);
+            durations.insert(name.to_owned(), elapsed);
             raw.push_str(&output);
         } else {
             let why = format!("no test named `{name}` in this target");
             results.insert(name.to_owned(), Verdict::NotRun(why));
         }
     }
-    Ok(BinaryOutcome { results, raw })
+    Ok(BinaryOutcome {
+        results,
+        durations,
+        raw,
+    })
 }
 
 /// Runs `queue`'s checks, a few processes at a time; returns them in `queue`'s order, and adds
@@ -563,12 +576,12 @@ fn run_side_by_side<'a>(
     queue: &[&'a str],
     limit: Duration,
     group_kills: &mut Vec<Child>,
-) -> Result<Vec<(&'a str, Verdict, String)>> {
+) -> Result<Vec<(&'a str, Verdict, String, Duration)>> {
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 4);
-    type Ran = (usize, Verdict, String, Option<Child>);
+    type Ran = (usize, Verdict, String, Duration, Option<Child>);
     let mut done: Vec<Ran> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -580,7 +593,8 @@ fn run_side_by_side<'a>(
                             return Ok(mine);
                         };
                         let (process, kill) = run_process(root, executable, name, limit)?;
-                        mine.push((i, process.verdict(name), process.raw, kill));
+                        let verdict = process.verdict(name);
+                        mine.push((i, verdict, process.raw, process.elapsed, kill));
                     }
                 })
             })
@@ -594,9 +608,9 @@ fn run_side_by_side<'a>(
     done.sort_by_key(|(i, ..)| *i);
     Ok(done
         .into_iter()
-        .map(|(i, verdict, raw, kill)| {
+        .map(|(i, verdict, raw, elapsed, kill)| {
             group_kills.extend(kill);
-            (queue[i], verdict, raw)
+            (queue[i], verdict, raw, elapsed)
         })
         .collect())
 }
@@ -622,6 +636,8 @@ struct Process {
     /// Stopped at the time limit.
     stopped: bool,
     limit: Duration,
+    /// From the start of the process to its end (or to its stop at the limit).
+    elapsed: Duration,
     log: String,
     stdout: String,
     raw: String,
@@ -732,6 +748,7 @@ fn run_process(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     };
+    let elapsed = started.elapsed();
     // Whatever the checked code started dies with the binary: nothing may outlive a check.
     let group_kill = kill_group(&mut child, stopped);
     let read =
@@ -741,6 +758,7 @@ fn run_process(
         status,
         stopped,
         limit,
+        elapsed,
         log: read(&log),
         raw: format!("{stdout}{}", read(&stderr_path)),
         stdout,

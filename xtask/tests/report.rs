@@ -49,6 +49,11 @@ fn the_json_report_has_every_exercise_and_check() {
     let value: Value = serde_json::from_str(&json).expect("the report is JSON");
     assert_eq!(value["version"], 1);
     assert!(value["exercises"][0]["duration_ms"].as_u64().is_some());
+    // Every check that ran has its own process's time; `compiles` has none.
+    for check in value["exercises"][0]["checks"].as_array().unwrap() {
+        let ran = check["verdict"] != "not-run" && check["name"] != "compiles";
+        assert_eq!(check["duration_ms"].as_u64().is_some(), ran, "{check}");
+    }
     insta::assert_snapshot!(stable(&json));
 }
 

@@ -57,7 +57,10 @@ pub fn record(
             })
             .unwrap_or_else(|| "a test the exercise does not declare failed.".to_owned());
         let verdict = report.verdicts.get(&name);
-        checks.push(check_record(name, kind, verdict, &means));
+        let duration = report.durations.get(&name).copied();
+        let mut record = check_record(name, kind, verdict, &means);
+        record.duration_ms = duration.map(millis);
+        checks.push(record);
     }
     let (verdict, reason) = if report.all_passed() {
         (ExerciseVerdict::Pass, None)
@@ -109,7 +112,7 @@ fn without_checks(
         title: meta.title.clone(),
         verdict: ExerciseVerdict::Fail,
         reason: None,
-        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        duration_ms: millis(duration),
         attempts: progress.map(|p| p.attempts),
         hints_seen: progress.map(|p| p.hints_seen),
         checks: Vec::new(),
@@ -135,6 +138,7 @@ fn compiles(exercise: &Exercise, report: &runner::Report) -> CheckRecord {
             reason: None,
             origin: None,
             message: None,
+            duration_ms: None,
         };
     }
     let reason = match &exercise.meta.compile_fail {
@@ -148,6 +152,7 @@ fn compiles(exercise: &Exercise, report: &runner::Report) -> CheckRecord {
         reason: Some(reason),
         origin: Some(FailureOrigin::Compiler),
         message: Some(excerpt(report.rendered())),
+        duration_ms: None,
     }
 }
 
@@ -188,7 +193,12 @@ fn check_record(name: String, kind: String, verdict: Option<&Verdict>, means: &s
         reason,
         origin,
         message,
+        duration_ms: None,
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The end of a long message, with long lines cut: enough to see what failed, small enough
