@@ -65,9 +65,10 @@ where
     (H1Connection::handshake(client).await, server)
 }
 
-/// Never called: it makes this crate compile [`spawn`] for `hyper::Result<()>`, which the checks
-/// crates then reuse instead of compiling tokio's task machinery again (debug builds share
-/// generic code between crates).
+/// Not for checks: it exists so that this crate compiles the spawning of a boxed
+/// `hyper::Result<()>` future, the output of most serving functions, which every checks crate
+/// then reuses instead of compiling tokio's task machinery for it again (debug builds share
+/// generic code between crates). J10's checks crate: 1,110 functions without it, 899 with it.
 #[doc(hidden)]
 pub fn spawn_hyper_result(
     serve: BoxFuture<'static, hyper::Result<()>>,

@@ -4,7 +4,9 @@
 //! us the compiler's diagnostics and the test binary's path), then the test binary itself, once
 //! per check, each run under a time limit in its own process group. Running the binary
 //! ourselves instead of through `cargo test` saves a second cargo start-up on the learner's
-//! edit-check loop and lets us stop a check that hangs, with whatever it started.
+//! edit-check loop and lets us stop a check that hangs, with whatever it started. The loop is
+//! what a learner waits for, so nothing in it waits needlessly: test targets build side by side,
+//! and a target's checks start the moment cargo names its binary.
 //!
 //! A verdict is only as trustworthy as what it is read from: passes come from libtest's log
 //! file, never from what the process printed, and a process that died is named as such.
