@@ -6,7 +6,8 @@
 //! recorded diagnostics. Then the book builds with every include and link resolving.
 //! Each exercise's maintainer variants: every half-fix fails the checks it names, every right
 //! fix passes every check. `--repeat N` runs every verdict N times, to expose flaky checks
-//! (the variants half as often, rounded up: they are many, and each is built once).
+//! (the variants half as often, rounded up: they are many, and each is built once). Variants
+//! run side by side, one per core (`VERIFY_JOBS` overrides).
 
 use std::fs;
 use std::path::Path;
@@ -87,22 +88,35 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
         section(&format!(
             "half-fixes and right fixes, round {round} of {variant_rounds}"
         ));
-        for (exercise, variants) in &built {
-            for variant in variants {
+        let units: Vec<_> = built
+            .iter()
+            .flat_map(|(exercise, variants)| variants.iter().map(move |v| (*exercise, v)))
+            .collect();
+        let mut failure = None;
+        in_parallel(
+            &units,
+            |(exercise, variant)| {
                 let t = Instant::now();
-                let report = runner::run(&variant_place, &exercise.meta, &variant.package)?;
-                let found = variants::judge(variant, &report);
-                let label = format!(
-                    "{} {}",
-                    if variant.caught_by.is_some() {
-                        "half"
-                    } else {
-                        "right"
-                    },
-                    variant.name
-                );
-                report_unit(&mut tally, &exercise.meta.id, &label, round, t, found);
-            }
+                let report = runner::run(&variant_place, &exercise.meta, &variant.package);
+                (report.map(|r| variants::judge(variant, &r)), t)
+            },
+            |(exercise, variant), (found, t)| {
+                let kind = if variant.caught_by.is_some() {
+                    "half"
+                } else {
+                    "right"
+                };
+                let label = format!("{kind} {}", variant.name);
+                match found {
+                    Ok(found) => {
+                        report_unit(&mut tally, &exercise.meta.id, &label, round, t, found)
+                    }
+                    Err(e) => failure = failure.take().or(Some(e)),
+                }
+            },
+        );
+        if let Some(e) = failure {
+            return Err(e);
         }
     }
 
@@ -171,6 +185,52 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
     } else {
         bail!("verify failed")
     }
+}
+
+/// How many variants run at once: one per core, at most four. The variants of a round are
+/// independent crates whose checks spend most of their time waiting (on the paused clock, on
+/// loopback); their builds share one target directory, whose lock cargo takes in turn.
+/// `VERIFY_JOBS=1` runs them one after another.
+fn jobs() -> usize {
+    std::env::var("VERIFY_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(4)
+        })
+}
+
+/// Runs `work` on every unit, `jobs()` at a time, and hands each result to `done` on this
+/// thread as soon as it is ready (so verdicts print as they come, not in the units' order).
+fn in_parallel<T: Sync, R: Send>(
+    units: &[T],
+    work: impl Fn(&T) -> R + Sync,
+    mut done: impl FnMut(&T, R),
+) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs().min(units.len()) {
+            let (tx, next, work) = (tx.clone(), &next, &work);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(unit) = units.get(i) else { break };
+                    if tx.send((i, work(unit))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, result) in rx {
+            done(&units[i], result);
+        }
+    });
 }
 
 /// Variants run half as many rounds as the exercises, rounded up, and never fewer than one.
