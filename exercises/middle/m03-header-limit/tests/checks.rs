@@ -1,0 +1,227 @@
+//! Checks for M03: the edge contract says a request head of up to 16 KiB is served and a
+//! larger one is refused with 431 and a closed connection, before the server has buffered it.
+//!
+//! The clients write their request heads by hand: a head over the limit is refused before
+//! hyper has read all of it, and only a raw client can go on to see what the server does
+//! with the connection, or stop in the middle of a head.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::TestResponse;
+use harness::duplex;
+use harness::server::TestServer;
+use harness::transcript::Transcript;
+use harness::watchdog::check;
+use hyper::StatusCode;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use m03_header_limit::{serve, serve_connection};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+
+const HANG: &str = "the request was never answered; is the connection task still waiting for \
+                    the rest of a request head?";
+
+/// A head over the 16 KiB of the edge contract: half as big again.
+const OVERSIZED: usize = 24 * 1024;
+/// A head well within the contract, as a browser with many single sign-on cookies sends it.
+const LARGE_BUT_ALLOWED: usize = 12 * 1024;
+
+/// A `GET /profile` whose head is exactly `size` bytes, most of them one cookie header; with
+/// `finished` false, the blank line that ends the head is left out.
+fn head(size: usize, finished: bool) -> Vec<u8> {
+    let start = "GET /profile HTTP/1.1\r\nhost: app.test\r\ncookie: user=ada; sso=";
+    let end = "\r\n\r\n";
+    let padding = size - start.len() - end.len();
+    let mut wire = format!("{start}{}{end}", "a".repeat(padding)).into_bytes();
+    if !finished {
+        wire.truncate(wire.len() - 2);
+    }
+    wire
+}
+
+/// Writes `wire` on its own task (a server that refuses a head may stop reading it, and a
+/// failed write is then expected), and reads one response from the other half.
+async fn exchange<S>(stream: S, wire: Vec<u8>) -> (TestResponse, ReadHalf<S>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    tokio::spawn(async move {
+        let _ = writer.write_all(&wire).await;
+        // Keep the write half open: the client is not leaving, only the server may close.
+        std::future::pending::<()>().await;
+    });
+    (read_response(&mut reader).await, reader)
+}
+
+/// Reads until one whole response has arrived (head, then `content-length` bytes of body).
+async fn read_response(reader: &mut (impl AsyncRead + Unpin)) -> TestResponse {
+    let mut received = Vec::new();
+    let mut buf = [0; 8192];
+    loop {
+        if let Some(response) = parse(&received) {
+            return response;
+        }
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => panic!(
+                "the server closed the connection without a whole response; a refused head \
+                 must be answered with 431 first. It sent {:?}",
+                String::from_utf8_lossy(&received)
+            ),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// One complete response at the start of `received`, if there is one.
+fn parse(received: &[u8]) -> Option<TestResponse> {
+    let text = std::str::from_utf8(received).ok()?;
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let code = lines.next()?.split(' ').nth(1)?;
+    let status = StatusCode::from_bytes(code.as_bytes()).ok()?;
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        headers.append(
+            HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
+            HeaderValue::from_str(value.trim()).ok()?,
+        );
+    }
+    let length = headers
+        .get("content-length")
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    (rest.len() >= length).then(|| TestResponse {
+        status,
+        headers,
+        body: Bytes::copy_from_slice(&rest.as_bytes()[..length]),
+    })
+}
+
+/// Whether the server closes (or resets) the connection within `limit`.
+async fn closes_within(reader: &mut (impl AsyncRead + Unpin), limit: Duration) -> bool {
+    let mut buf = [0; 1024];
+    let closed = async {
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, closed).await.is_ok()
+}
+
+async fn start() -> TestServer {
+    TestServer::start(|listener| async move {
+        let _ = serve(listener).await;
+    })
+    .await
+}
+
+async fn send(
+    server: &TestServer,
+    wire: Vec<u8>,
+) -> (TestResponse, ReadHalf<tokio::net::TcpStream>) {
+    let stream = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connecting to the test server");
+    exchange(stream, wire).await
+}
+
+fn assert_refused(response: &TestResponse, what: &str) {
+    assert_eq!(
+        response.status,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "{what}, over the 16 KiB of the edge contract, must be refused with 431; the server \
+         answered {} {:?}",
+        response.status,
+        response.text()
+    );
+}
+
+/// A 24 KiB request head gets 431, and the connection is closed.
+#[test]
+fn oversized_head_is_refused_and_the_connection_closed() {
+    check(HANG).real(|| async {
+        let server = start().await;
+        let (response, mut reader) = send(&server, head(OVERSIZED, true)).await;
+        assert_refused(&response, "a 24 KiB request head");
+        assert!(
+            closes_within(&mut reader, Duration::from_secs(10)).await,
+            "the 24 KiB head got its 431, but the connection stayed open: a client that sent a \
+             head that large is not worth keeping, and its next request would be parsed from \
+             wherever the server stopped reading"
+        );
+    });
+}
+
+/// A 12 KiB request head, a browser with many cookies, is served.
+#[test]
+fn large_but_allowed_head_is_served() {
+    check(HANG).real(|| async {
+        let server = start().await;
+        let (response, _reader) = send(&server, head(LARGE_BUT_ALLOWED, true)).await;
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (StatusCode::OK, "profile of ada (2 cookies)\n"),
+            "a 12 KiB request head is within the 16 KiB of the edge contract and must be served"
+        );
+    });
+}
+
+/// 24 KiB of a head that is not finished, and the client stops there: the server must refuse
+/// it without waiting for the rest, because until the head is complete it has to buffer it.
+/// On the paused clock a minute of silence costs nothing and is far longer than hyper needs.
+#[test]
+fn oversized_head_is_refused_while_still_arriving() {
+    check(HANG).paused(|| async {
+        let (client, mut server) = duplex::raw(serve_connection);
+        let refused = tokio::time::timeout(
+            Duration::from_secs(60),
+            exchange(client, head(OVERSIZED, false)),
+        )
+        .await;
+        let Ok((response, _reader)) = refused else {
+            panic!(
+                "a client sent 24 KiB of a request head, over the 16 KiB limit, and paused \
+                 before the end of the head; a minute later the server had not answered. It \
+                 is still buffering the head, waiting for its end: a limit checked in the \
+                 handler, or one on the number of headers, comes too late or counts the wrong \
+                 thing"
+            )
+        };
+        assert_refused(&response, "a request head still arriving");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), &mut server.task)
+                .await
+                .is_ok(),
+            "the server answered 431 but kept the connection open"
+        );
+    });
+}
+
+/// The whole conversation of a refused head, as a snapshot: status, headers, body, close.
+#[test]
+fn refused_head_transcript() {
+    check(HANG).real(|| async {
+        let server = start().await;
+        let (response, mut reader) = send(&server, head(OVERSIZED, true)).await;
+        let mut transcript = Transcript::new();
+        transcript
+            .request("GET", "/profile")
+            .note("with a 24 KiB request head")
+            .response(&response);
+        // Only a refusal is worth waiting for: a server that served the head keeps the
+        // connection alive, and the transcript already shows what went wrong.
+        if response.status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
+            if closes_within(&mut reader, Duration::from_secs(10)).await {
+                transcript.note("the server closed the connection");
+            } else {
+                transcript.note("the server kept the connection open");
+            }
+        }
+        insta::assert_snapshot!(transcript.render());
+    });
+}

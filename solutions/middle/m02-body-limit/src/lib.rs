@@ -1,0 +1,115 @@
+//! `scan-inbox`: receives scanned documents from the office scanners and the mobile app.
+//!
+//! `POST /documents` stores the request body as one document and answers `stored N bytes`;
+//! the OCR workers pick documents up from the store later. Scanners send a `content-length`;
+//! the mobile app streams its uploads chunked, without one. The API reference promises that
+//! a document may be up to 1 MiB, and that anything larger is refused with
+//! `413 Payload Too Large`.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::body::Limited;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// The largest document the API reference accepts.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// The documents waiting for OCR, shared by every connection.
+#[derive(Debug, Default, Clone)]
+pub struct Store {
+    documents: Arc<Mutex<Vec<Bytes>>>,
+}
+
+impl Store {
+    /// How many documents are waiting.
+    pub fn len(&self) -> usize {
+        self.documents.lock().unwrap().len()
+    }
+
+    /// Whether no document is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&self, document: Bytes) {
+        self.documents.lock().unwrap().push(document);
+    }
+}
+
+/// Accepts connections on `listener` forever, one task per connection.
+pub async fn serve(listener: TcpListener, store: Store) -> std::io::Result<()> {
+    loop {
+        let (stream, _peer) = listener.accept().await?;
+        let store = store.clone();
+        tokio::spawn(async move {
+            // A scanner that drops off the Wi-Fi mid-upload is routine, not a server error.
+            let _ = serve_connection(stream, store).await;
+        });
+    }
+}
+
+/// Serves HTTP/1 on one connection: a TCP socket in production, an in-memory pipe in tests.
+pub async fn serve_connection<IO>(io: IO, store: Store) -> hyper::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // ANCHOR: layer
+    // Refuses a `content-length` over the limit before the handler runs, and hands the handler
+    // a body that fails once more bytes than the limit arrive (chunked uploads announce
+    // nothing, so only counting the bytes can stop them).
+    let service = ServiceBuilder::new()
+        .layer(RequestBodyLimitLayer::new(MAX_DOCUMENT_BYTES))
+        .service_fn(move |request| handle(request, store.clone()));
+    // ANCHOR_END: layer
+    http1::Builder::new()
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .await
+}
+
+// ANCHOR: handle
+async fn handle(
+    request: Request<Limited<Incoming>>,
+    store: Store,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() != Method::POST || request.uri().path() != "/documents" {
+        return Ok(reply(StatusCode::NOT_FOUND, "not found\n".into()));
+    }
+    let document = match request.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        // The limit was crossed mid-body: the client's fault, and the API reference's 413.
+        Err(error) if error.is::<LengthLimitError>() => {
+            return Ok(reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "documents are limited to 1 MiB\n".into(),
+            ));
+        }
+        // The client went away mid-upload, or sent a malformed chunked body.
+        Err(_) => {
+            return Ok(reply(
+                StatusCode::BAD_REQUEST,
+                "upload interrupted\n".into(),
+            ));
+        }
+    };
+    let size = document.len();
+    store.push(document);
+    Ok(reply(StatusCode::OK, format!("stored {size} bytes\n")))
+}
+// ANCHOR_END: handle
+
+fn reply(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    response
+}
