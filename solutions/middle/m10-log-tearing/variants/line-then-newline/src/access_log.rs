@@ -1,0 +1,54 @@
+//! The access log: one line per request, buffered in memory until the shipper collects it.
+
+use crate::sync::Mutex;
+
+/// What the log records about one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    /// Size of the response body, in bytes.
+    pub bytes: usize,
+}
+
+/// Lines waiting to be shipped, in the order they were recorded. Every connection task
+/// records into the same log.
+#[derive(Debug)]
+pub struct AccessLog {
+    pending: Mutex<String>,
+}
+
+impl AccessLog {
+    pub fn new() -> Self {
+        Self {
+            pending: Mutex::new(String::new()),
+        }
+    }
+
+    /// Records one request as `METHOD PATH STATUS BYTES`, one line per request.
+    pub fn record(&self, entry: &Entry<'_>) {
+        let line = format!(
+            "{} {} {} {}",
+            entry.method, entry.path, entry.status, entry.bytes
+        );
+        self.append(&line);
+        self.append("\n");
+    }
+
+    /// Hands every line recorded so far to the shipper, which sends them to the log
+    /// collector, and starts an empty buffer.
+    pub fn take_pending(&self) -> String {
+        std::mem::take(&mut *self.pending.lock().unwrap())
+    }
+
+    fn append(&self, text: &str) {
+        self.pending.lock().unwrap().push_str(text);
+    }
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,12 @@
+//! The synchronisation types the view counter is built from.
+//!
+//! Normally these are the standard library's. With the crate feature `loom` they are loom's
+//! look-alikes, which let `tests/loom.rs` run the counter under every possible interleaving of
+//! threads. Code in `views.rs` imports from here, never from `std::sync` directly, so that the
+//! model checks exactly the code the server runs.
+
+#[cfg(feature = "loom")]
+pub use loom::sync::{Arc, Mutex, RwLock, atomic};
+
+#[cfg(not(feature = "loom"))]
+pub use std::sync::{Arc, Mutex, RwLock, atomic};
