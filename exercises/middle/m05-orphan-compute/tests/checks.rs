@@ -1,0 +1,302 @@
+//! Checks for M05: in-memory connections, a gauge of simulations in progress, and a risk model
+//! the checks drive batch by batch.
+//!
+//! A simulation runs on tokio's blocking pool, on a thread of its own and on the real clock, so
+//! no timer can tell when it "should" have stopped. Instead the checks' model prices a batch
+//! only when the check hands it a permit, and reports each batch it prices: "the simulation
+//! went on after the client left" is then a count of batches, the same on any machine.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use harness::duplex;
+use harness::leak::Gauge;
+use harness::watchdog::check;
+use m05_orphan_compute::{BATCHES, RiskModel, serve_connection};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+const HANG: &str = "the check never got past waiting on the simulation; is something blocking the \
+                    runtime's only thread (CPU work outside spawn_blocking), or waiting on a \
+                    result that never comes?";
+
+/// Batches priced before the client hangs up, and permits handed out after it did.
+const BEFORE: u32 = 2;
+const AFTER: u32 = 3;
+
+/// A generous virtual deadline for events that need no blocking thread to happen.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const VAR_REQUEST: &[u8] = b"GET /var?portfolio=acme HTTP/1.1\r\nhost: workshop.test\r\n\r\n";
+
+/// What the check sees of its model.
+#[derive(Default)]
+struct Seen {
+    priced: AtomicU32,
+    /// The model was dropped: nothing can price a batch with it any more.
+    released: AtomicBool,
+    /// A batch ran on the thread that runs the check's runtime, and so serves its connections.
+    on_runtime_thread: AtomicBool,
+    changed: Notify,
+}
+
+/// The checks' risk model: a batch waits for a permit from the check (until the check lets go
+/// of its end), then counts itself and returns a loss that grows with the batch number, so the
+/// worst loss is that of the last batch.
+struct Scripted {
+    permits: Mutex<mpsc::Receiver<()>>,
+    seen: Arc<Seen>,
+    /// The thread of the check's runtime (current-thread: it also runs the server).
+    runtime_thread: ThreadId,
+}
+
+impl RiskModel for Scripted {
+    fn simulate_batch(&self, portfolio: &str, batch: u32) -> u64 {
+        if thread::current().id() == self.runtime_thread {
+            // Waiting for a permit here would block the very thread that must hand it out:
+            // note the mistake and go on without one.
+            self.seen.on_runtime_thread.store(true, Ordering::SeqCst);
+        } else {
+            let _ = self.permits.lock().unwrap().recv();
+        }
+        self.seen.priced.fetch_add(1, Ordering::SeqCst);
+        self.seen.changed.notify_waiters();
+        u64::from(batch) * 1000 + portfolio.len() as u64
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.seen.released.store(true, Ordering::SeqCst);
+        self.seen.changed.notify_waiters();
+    }
+}
+
+/// The check's end of a scripted model.
+struct Script {
+    permits: mpsc::Sender<()>,
+    seen: Arc<Seen>,
+}
+
+fn scripted() -> (Arc<dyn RiskModel>, Script) {
+    let (permits, waiting) = mpsc::channel();
+    let seen = Arc::new(Seen::default());
+    let model = Scripted {
+        permits: Mutex::new(waiting),
+        seen: Arc::clone(&seen),
+        runtime_thread: thread::current().id(),
+    };
+    (Arc::new(model), Script { permits, seen })
+}
+
+impl Script {
+    /// Lets `n` more batches be priced.
+    fn grant(&self, n: u32) {
+        for _ in 0..n {
+            // A model that was already dropped needs no permits.
+            let _ = self.permits.send(());
+        }
+    }
+
+    fn priced(&self) -> u32 {
+        self.seen.priced.load(Ordering::SeqCst)
+    }
+
+    fn released(&self) -> bool {
+        self.seen.released.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `done` holds. While a simulation runs on the blocking pool the paused clock
+    /// stands still, so `deadline` only ends a wait that no running simulation can satisfy.
+    async fn until(&self, deadline: Duration, done: impl Fn(&Self) -> bool) -> bool {
+        tokio::time::timeout(deadline, async {
+            loop {
+                // Register interest before looking, or a change in between would be missed.
+                let changed = self.seen.changed.notified();
+                if done(self) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// What happened once the client had gone.
+struct AfterHangUp {
+    /// Batches priced after the server had dropped the handler.
+    priced_after: u32,
+    /// The simulation returned (it let go of the model).
+    ended: bool,
+    simulations: Gauge,
+}
+
+/// A client asks for acme's value at risk and closes its socket two batches in (a closed tab,
+/// a load balancer giving up). Once hyper has dropped the handler, the check offers the
+/// simulation three more batches and watches what it does with them.
+async fn hang_up_mid_simulation() -> (AfterHangUp, Script) {
+    let (model, script) = scripted();
+    let simulations = Gauge::new();
+    let gauge = simulations.clone();
+    let (mut client, server) = duplex::raw(move |io| serve_connection(io, model, gauge));
+    client.write_all(VAR_REQUEST).await.unwrap();
+    script.grant(BEFORE);
+    assert!(
+        script.until(DEADLINE, |s| s.priced() >= BEFORE).await,
+        "the simulation for GET /var?portfolio=acme never priced its first {BEFORE} batches"
+    );
+
+    drop(client);
+    // hyper reads the end of the stream and ends the connection; its task is over only once the
+    // handler's future has been dropped with it.
+    let _ = server.task.await;
+
+    script.grant(AFTER);
+    script
+        .until(DEADLINE, |s| s.released() || s.priced() >= BEFORE + AFTER)
+        .await;
+    let after = AfterHangUp {
+        priced_after: script.priced() - BEFORE,
+        ended: script.released(),
+        simulations,
+    };
+    (after, script)
+}
+
+/// A client hangs up mid-simulation: the simulation must end, and the gauge must say so.
+#[test]
+fn the_simulation_ends_when_the_client_hangs_up() {
+    check(HANG).paused(|| async {
+        let (after, _script) = hang_up_mid_simulation().await;
+        // Once the simulation has returned nothing blocks the paused clock, so the gauge gets a
+        // deadline; while it runs, read it as it is.
+        let stopped = if after.ended {
+            after.simulations.settles_to(0, DEADLINE).await
+        } else {
+            after.simulations.live() == 0
+        };
+        assert!(
+            stopped,
+            "the client hung up, yet its simulation was still running {} batches later: hyper \
+             dropped the handler and with it the JoinHandle, but a spawn_blocking closure is not \
+             a future: nothing can cancel it from outside, not even JoinHandle::abort()",
+            after.priced_after,
+        );
+    });
+}
+
+/// The same hang-up, judged by the model: after the server dropped the handler, the simulation
+/// may finish the batch it is in, and must not start another.
+#[test]
+fn no_batch_is_priced_after_the_client_hangs_up() {
+    check(HANG).paused(|| async {
+        let (after, _script) = hang_up_mid_simulation().await;
+        assert!(
+            after.priced_after <= 1,
+            "the client hung up, yet the simulation priced {} more batches after hyper had \
+             dropped the handler (one, the batch already under way, is fine): the CPU is \
+             working for nobody, whatever the gauge says",
+            after.priced_after,
+        );
+        assert!(
+            after.ended,
+            "the client hung up and the simulation priced no more batches, but it never \
+             returned either: is it waiting for something?"
+        );
+    });
+}
+
+/// A client that waits gets the result of all the batches.
+#[test]
+fn a_client_that_waits_gets_its_figure() {
+    check(HANG).paused(|| async {
+        let (model, script) = scripted();
+        // No permits to hand out: every batch runs as soon as it is asked for.
+        drop(script.permits);
+        let simulations = Gauge::new();
+        let gauge = simulations.clone();
+        let (mut conn, _server) = duplex::http1(move |io| serve_connection(io, model, gauge)).await;
+        let response = conn
+            .get("/var?portfolio=acme")
+            .await
+            .expect("the server closed the connection instead of answering");
+        assert_eq!(
+            (response.status.as_u16(), response.text().as_str()),
+            (200, "portfolio=acme var99=19004\n"),
+            "a client that stays connected must get the figure of all {BATCHES} batches: stop \
+             the simulation only when the client is gone, not on the normal path"
+        );
+        assert!(
+            simulations.settles_to(0, DEADLINE).await,
+            "the figure was sent, yet its simulation is still counted as in progress"
+        );
+    });
+}
+
+/// A batch is seconds of CPU: it must not run on a thread that serves connections, where it
+/// would stall every connection that thread serves for as long as it computes.
+#[test]
+fn batches_run_off_the_threads_that_serve_connections() {
+    check(HANG).paused(|| async {
+        let (model, script) = scripted();
+        drop(script.permits);
+        let (mut conn, _server) =
+            duplex::http1(move |io| serve_connection(io, model, Gauge::new())).await;
+        let response = conn
+            .get("/var?portfolio=acme")
+            .await
+            .expect("the server closed the connection instead of answering");
+        assert_eq!(response.status.as_u16(), 200, "GET /var?portfolio=acme");
+        assert!(
+            !script.seen.on_runtime_thread.load(Ordering::SeqCst),
+            "a batch ran on the thread that serves this check's connections: while it computes, \
+             no connection on that thread is served, and no task there (an abort, a timer, \
+             another request) gets a turn. CPU-bound work belongs on the blocking pool \
+             (spawn_blocking) or a thread of its own"
+        );
+    });
+}
+
+/// Two clients; one leaves mid-simulation. The other's simulation must run to the end.
+#[test]
+fn one_client_leaving_does_not_cancel_another() {
+    check(HANG).paused(|| async {
+        let simulations = Gauge::new();
+        let (staying_model, staying_script) = scripted();
+        let gauge = simulations.clone();
+        let (mut staying, _server_a) =
+            duplex::http1(move |io| serve_connection(io, staying_model, gauge)).await;
+        let (leaving_model, leaving_script) = scripted();
+        let gauge = simulations.clone();
+        let (mut leaving, server_b) =
+            duplex::raw(move |io| serve_connection(io, leaving_model, gauge));
+
+        let staying = tokio::spawn(async move { staying.get("/var?portfolio=globex").await });
+        leaving.write_all(VAR_REQUEST).await.unwrap();
+        staying_script.grant(1);
+        leaving_script.grant(1);
+        assert!(
+            staying_script.until(DEADLINE, |s| s.priced() >= 1).await
+                && leaving_script.until(DEADLINE, |s| s.priced() >= 1).await,
+            "two clients asked for a figure, but two simulations never started"
+        );
+        drop(leaving);
+        let _ = server_b.task.await;
+
+        // The client that stayed: let its simulation run every remaining batch.
+        drop(staying_script.permits);
+        let response = staying
+            .await
+            .unwrap()
+            .expect("the client that stayed lost its connection when the other one left");
+        assert_eq!(
+            (response.status.as_u16(), response.text().as_str()),
+            (200, "portfolio=globex var99=19006\n"),
+            "one client hanging up must stop only its own simulation, not everyone's"
+        );
+    });
+}
