@@ -38,7 +38,11 @@ fn serve(io: DuplexStream, reads: mpsc::UnboundedSender<Read>) -> impl Future<Ou
     let (queue, mut queued) = mpsc::unbounded_channel::<Request<Incoming>>();
     tokio::spawn(async move {
         while let Some(request) = queued.recv().await {
-            let read = request.into_body().collect().await.map(|b| b.to_bytes().len());
+            let read = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len());
             let _ = reads.send(read);
         }
     });
@@ -60,8 +64,8 @@ fn serve(io: DuplexStream, reads: mpsc::UnboundedSender<Read>) -> impl Future<Ou
 async fn post_whole_body(size: usize) -> (DuplexStream, mpsc::UnboundedReceiver<Read>) {
     let (reads, reported) = mpsc::unbounded_channel();
     let (mut client, _server) = duplex::raw(move |io| serve(io, reads));
-    let mut bytes =
-        format!("POST /photos/a HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\n\r\n").into_bytes();
+    let mut bytes = format!("POST /photos/a HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\n\r\n")
+        .into_bytes();
     bytes.extend(vec![7u8; size]);
     client.write_all(&bytes).await.unwrap();
     (client, reported)
@@ -81,7 +85,10 @@ fn a_bigger_body_answered_early_waits_for_the_next_request_to_end() {
     check(HANG).paused(|| async {
         let (mut client, mut reported) = post_whole_body(16 * 1024).await;
         let read = tokio::time::timeout(QUIET, reported.recv()).await;
-        assert!(read.is_err(), "every byte was sent, and the body had not ended");
+        assert!(
+            read.is_err(),
+            "every byte was sent, and the body had not ended"
+        );
 
         client
             .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -97,7 +104,10 @@ fn closing_the_connection_fails_a_body_answered_early_although_every_byte_arrive
     check(HANG).paused(|| async {
         let (client, mut reported) = post_whole_body(16 * 1024).await;
         let read = tokio::time::timeout(QUIET, reported.recv()).await;
-        assert!(read.is_err(), "every byte was sent, and the body had not ended");
+        assert!(
+            read.is_err(),
+            "every byte was sent, and the body had not ended"
+        );
 
         drop(client);
         let read = tokio::time::timeout(QUIET, reported.recv()).await;
