@@ -361,16 +361,23 @@ pub fn render(exercise: &Exercise, report: &Report) -> String {
 
 /// Lines of a failure shown: its end, where the assertion and the diff's last lines are.
 const MAX_FAILURE_LINES: usize = 40;
-/// Characters of one line shown: a response body or a debug dump can be one huge line.
-const MAX_LINE: usize = 200;
+/// Characters of one line shown: a response body or a debug dump can be one huge line. A
+/// check's own explanation is often one long sentence too, so a line up to this long is
+/// wrapped rather than cut.
+const MAX_LINE: usize = 800;
+/// Width a long line is wrapped to, at spaces.
+const WRAP: usize = 100;
 
 fn cut(text: &str) -> String {
     let lines: Vec<String> = text
         .trim_end()
         .lines()
-        .map(|line| match line.char_indices().nth(MAX_LINE) {
-            Some((at, _)) => format!("{} ... (line cut)", &line[..at]),
-            None => line.to_owned(),
+        .flat_map(|line| {
+            let line = match line.char_indices().nth(MAX_LINE) {
+                Some((at, _)) => format!("{} ... (line cut)", &line[..at]),
+                None => line.to_owned(),
+            };
+            wrap(&line)
         })
         .collect();
     if lines.len() <= MAX_FAILURE_LINES {
@@ -381,6 +388,25 @@ fn cut(text: &str) -> String {
         lines.len() - MAX_FAILURE_LINES,
         lines[lines.len() - MAX_FAILURE_LINES..].join("\n")
     )
+}
+
+/// Breaks a line longer than `WRAP` at spaces; a word longer than that stays whole.
+fn wrap(line: &str) -> Vec<String> {
+    if line.chars().count() <= WRAP {
+        return vec![line.to_owned()];
+    }
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in line.split(' ') {
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > WRAP {
+            lines.push(std::mem::take(&mut current));
+        } else if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    lines.push(current);
+    lines
 }
 
 fn indent(text: &str, prefix: &str) -> String {
@@ -551,7 +577,7 @@ fn stamp(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_FAILURE_LINES, MAX_LINE, cut};
+    use super::{MAX_FAILURE_LINES, MAX_LINE, WRAP, cut};
 
     #[test]
     fn a_long_failure_keeps_its_end_where_the_assertion_is() {
@@ -560,6 +586,14 @@ mod tests {
         assert!(shown.starts_with("... (60 lines above"), "{shown}");
         assert!(shown.ends_with("line 100"), "{shown}");
         assert_eq!(shown.lines().count(), MAX_FAILURE_LINES + 1);
+    }
+
+    #[test]
+    fn a_long_sentence_is_wrapped_not_cut() {
+        let sentence = vec!["word"; 100].join(" ");
+        let shown = cut(&sentence);
+        assert_eq!(shown.replace('\n', " "), sentence, "every word is kept");
+        assert!(shown.lines().all(|l| l.len() <= WRAP), "{shown}");
     }
 
     #[test]
