@@ -298,3 +298,99 @@ fn http2_headers_over_hypers_default_list_size_are_refused_with_431() {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     });
 }
+
+/// Stores the whole body, or answers 408 with the error when reading it fails.
+async fn store_or_408<B>(request: Request<B>) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
+    let (status, text) = match request.into_body().collect().await {
+        Ok(body) => (
+            StatusCode::OK,
+            format!("stored {} bytes", body.to_bytes().len()),
+        ),
+        Err(err) => (StatusCode::REQUEST_TIMEOUT, err.to_string()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// Sends a 10-byte body one byte every 5 virtual seconds, then reads the answer; returns the
+/// status line and when (in virtual time since the head) the answer came.
+async fn trickle(mut client: DuplexStream) -> (String, Duration) {
+    let start = tokio::time::Instant::now();
+    client
+        .write_all(&post("content-length: 10\r\n"))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = tokio::io::split(client);
+    let _writer = tokio::spawn(async move {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            // The server may have answered and closed: a failed write ends the trickle.
+            if writer.write_all(b"x").await.is_err() {
+                break;
+            }
+        }
+        writer
+    });
+    let mut answer = vec![0; 1024];
+    let n = tokio::time::timeout(QUIET, reader.read(&mut answer))
+        .await
+        .expect("the server never answered")
+        .unwrap();
+    let status = String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (status, start.elapsed())
+}
+
+#[test]
+fn an_idle_timeout_lets_a_trickle_through_and_a_body_deadline_does_not() {
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceBuilder;
+    use tower_http::timeout::{RequestBodyDeadlineLayer, RequestBodyTimeoutLayer};
+
+    check(HANG).paused(|| async {
+        let limit = Duration::from_secs(10);
+
+        // A timeout between frames: a byte every 5 s restarts it every time.
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let stack = ServiceBuilder::new()
+            .layer(RequestBodyTimeoutLayer::new(limit))
+            .service_fn(store_or_408);
+        tokio::spawn(
+            auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(server), TowerToHyperService::new(stack))
+                .into_owned(),
+        );
+        let (status, after) = trickle(client).await;
+        assert_eq!(status, "HTTP/1.1 200 OK", "the idle timeout tripped");
+        assert_eq!(
+            after,
+            Duration::from_secs(50),
+            "the whole trickle was waited for"
+        );
+
+        // One deadline for the whole body: the same trickle fails at exactly 10 s.
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let stack = ServiceBuilder::new()
+            .layer(RequestBodyDeadlineLayer::new(limit))
+            .service_fn(store_or_408);
+        tokio::spawn(
+            auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(server), TowerToHyperService::new(stack))
+                .into_owned(),
+        );
+        let (status, after) = trickle(client).await;
+        assert_eq!(
+            status, "HTTP/1.1 408 Request Timeout",
+            "the deadline did not trip"
+        );
+        assert_eq!(after, limit, "the deadline fired late or early");
+    });
+}
