@@ -41,6 +41,7 @@ pub fn demo_ledger() -> Ledger {
 pub enum TransferError {
     UnknownAccount,
     InsufficientFunds,
+    BalanceOverflow,
 }
 
 // ANCHOR: transfer
@@ -49,17 +50,21 @@ pub enum TransferError {
 /// while the guard is held.
 pub fn transfer(ledger: &Ledger, from: &str, to: &str, amount: u64) -> Result<(), TransferError> {
     let mut accounts = ledger.lock().expect("ledger lock poisoned");
-    // Validate first: the lookups and the balance check.
-    let balance = *accounts.get(from).ok_or(TransferError::UnknownAccount)?;
-    if !accounts.contains_key(to) {
-        return Err(TransferError::UnknownAccount);
-    }
-    let remaining = balance
+    // Validate first: both lookups, and both new balances computed without overflow.
+    let from_balance = *accounts.get(from).ok_or(TransferError::UnknownAccount)?;
+    let to_balance = *accounts.get(to).ok_or(TransferError::UnknownAccount)?;
+    let from_after = from_balance
         .checked_sub(amount)
         .ok_or(TransferError::InsufficientFunds)?;
-    // Then write: two inserts into keys we know exist, which cannot panic.
-    accounts.insert(from.to_owned(), remaining);
-    *accounts.entry(to.to_owned()).or_default() += amount;
+    if from == to {
+        return Ok(()); // to oneself: nothing moves (the two stores below would credit it)
+    }
+    let to_after = to_balance
+        .checked_add(amount)
+        .ok_or(TransferError::BalanceOverflow)?;
+    // Then write: two stores of values already computed, which cannot panic.
+    accounts.insert(from.to_owned(), from_after);
+    accounts.insert(to.to_owned(), to_after);
     Ok(())
 }
 // ANCHOR_END: transfer

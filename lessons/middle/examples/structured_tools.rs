@@ -10,6 +10,18 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
+// ANCHOR: together
+/// Reads the upload and opens the session at the same time, inside the caller's own future.
+/// `try_join!` returns at the first error and drops the other future there and then: a read
+/// that fails because the client left cancels the session being opened.
+pub async fn upload_with_session<B, S>(
+    read_body: impl Future<Output = Result<B, &'static str>>,
+    open_session: impl Future<Output = Result<S, &'static str>>,
+) -> Result<(B, S), &'static str> {
+    tokio::try_join!(read_body, open_session)
+}
+// ANCHOR_END: together
+
 // ANCHOR: first_answer
 /// Asks every replica at once and keeps the first answer. The replicas still working are
 /// aborted when `asks` is dropped: on return, or when the caller itself is dropped.
@@ -101,6 +113,17 @@ async fn main() {
         .without_time()
         .with_target(false)
         .init();
+
+    let read = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<String, _>("the client left mid-upload")
+    };
+    let open = async { Ok(replica("session", 3_600_000).await) };
+    let upload = upload_with_session(read, open).await;
+    tracing::info!(
+        ?upload,
+        "the read failed; the session being opened was dropped"
+    );
 
     let answer = first_answer([replica("eu", 300), replica("us", 100), replica("ap", 200)]).await;
     tracing::info!(

@@ -92,8 +92,10 @@ fn an_http1_panic_closes_the_connection_with_no_response() {
                 .await
                 .starts_with("HTTP/1.1 200 OK")
         );
-        // ...then the panic: not one byte of a response, just the connection closing.
-        stream.write_all(get("/boom").as_bytes()).await.unwrap();
+        // ...then the panic, with `/ok` pipelined behind it: not one byte of a response to
+        // either, just the connection closing.
+        let pipelined = get("/boom") + &get("/ok");
+        stream.write_all(pipelined.as_bytes()).await.unwrap();
         assert_eq!(read_to_close(&mut stream).await, b"");
 
         // The panic unwound the whole connection task; tokio caught it at the task's edge.
@@ -420,6 +422,20 @@ fn validating_before_writing_leaves_nothing_to_poison() {
         panics_ledger::transfer(&ledger, "alice", "bob", 30).unwrap();
         let accounts = ledger.lock().unwrap();
         assert_eq!((accounts["alice"], accounts["bob"]), (70, 30));
+        drop(accounts);
+
+        // A credit that would overflow is refused before anything is written...
+        ledger
+            .lock()
+            .unwrap()
+            .insert("bob".to_owned(), u64::MAX - 10);
+        let refused = panics_ledger::transfer(&ledger, "alice", "bob", 30);
+        assert_eq!(refused, Err(panics_ledger::TransferError::BalanceOverflow));
+        // ...and a transfer to oneself moves nothing.
+        panics_ledger::transfer(&ledger, "alice", "alice", 30).unwrap();
+        let accounts = ledger.lock().unwrap();
+        assert_eq!((accounts["alice"], accounts["bob"]), (70, u64::MAX - 10));
+        assert!(!ledger.is_poisoned());
     });
 }
 

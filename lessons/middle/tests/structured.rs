@@ -105,6 +105,34 @@ fn join_set_shutdown_aborts_every_task_and_waits_until_they_are_gone() {
 }
 
 #[test]
+fn try_join_returns_at_the_first_error_and_drops_the_other_future() {
+    check("the joined futures never returned").paused(|| async {
+        let gauge = Gauge::new();
+        let start = Instant::now();
+        let read = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err::<(), _>("the client left mid-upload")
+        };
+        let open = async { Ok(replica(gauge.clone(), "session", 3600).await) };
+        let result = structured_tools::upload_with_session(read, open).await;
+        assert_eq!(result, Err("the client left mid-upload"));
+        // At the first error, not an hour later; and the session future is already gone.
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert_eq!((gauge.started(), gauge.live()), (1, 0));
+
+        // `join!` has no error path: it waits for every future, failed or not.
+        let read = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err::<(), _>("the client left mid-upload")
+        };
+        let open = replica(gauge.clone(), "session", 3600);
+        let (read, session) = tokio::join!(read, open);
+        assert!(read.is_err() && session == "session");
+        assert_eq!(start.elapsed(), Duration::from_secs(3601));
+    });
+}
+
+#[test]
 fn join_next_yields_results_in_completion_order() {
     check("the set never yielded its results").paused(|| async {
         let gauge = Gauge::new();
