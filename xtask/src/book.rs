@@ -20,6 +20,7 @@ pub const MDBOOK_VERSION: &str = "0.5.4";
 pub fn generate(workshop: &Workshop) -> Result<()> {
     let dir = workshop.path("book/src/generated/exercises");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let taught_by = crate::interview::taught_by(&workshop.root)?;
     for e in &workshop.exercises {
         let m = &e.meta;
         let mut card = String::new();
@@ -32,6 +33,18 @@ pub fn generate(workshop: &Workshop) -> Result<()> {
             m.level, m.minutes
         );
         let _ = writeln!(card, "| **Checks** | {} |", m.kinds.join(", "));
+        // The card is included by `book/src/<level>/exercises/<page>.md`: two levels below
+        // `book/src`, where the bank's pages are `interview/<level>.md`.
+        if let Some(questions) = taught_by.get(&e.page) {
+            let links: Vec<String> = questions
+                .iter()
+                .map(|(id, _, file)| {
+                    let page = file.file_name().unwrap_or_default().to_string_lossy();
+                    format!("[{id}](../../interview/{page}#{})", id.to_lowercase())
+                })
+                .collect();
+            let _ = writeln!(card, "| **Interview** | {} |", links.join(", "));
+        }
         let _ = writeln!(card, "\n> {}\n", m.summary);
         let _ = writeln!(
             card,

@@ -398,6 +398,27 @@ pub fn problems(root: &std::path::Path) -> Vec<String> {
     }
 }
 
+/// For every page of the book that some question says it is taught by (its **Teaches:**
+/// links), the questions that say so: `(id, title, the question's page)`, paths relative to
+/// the root. The book shows them on each exercise's card, so the link goes both ways.
+pub fn taught_by(
+    root: &std::path::Path,
+) -> Result<std::collections::BTreeMap<std::path::PathBuf, Vec<(String, String, std::path::PathBuf)>>>
+{
+    let mut pages = std::collections::BTreeMap::new();
+    for q in bank::load(root)? {
+        for link in &q.teaches {
+            let (page, _) = bank::resolve(&q.file, &link.target);
+            pages.entry(page).or_insert_with(Vec::new).push((
+                q.id.clone(),
+                q.title.clone(),
+                q.file.clone(),
+            ));
+        }
+    }
+    Ok(pages)
+}
+
 /// A seed from the clock, for a different order every run; shown so it can be reused.
 fn clock_seed() -> u64 {
     let nanos = SystemTime::now()
