@@ -398,13 +398,15 @@ pub fn problems(root: &std::path::Path) -> Vec<String> {
     }
 }
 
+/// A question as a page of the book names it: its id, its title and the bank's page it is on.
+pub type QuestionRef = (String, String, std::path::PathBuf);
+
 /// For every page of the book that some question says it is taught by (its **Teaches:**
-/// links), the questions that say so: `(id, title, the question's page)`, paths relative to
-/// the root. The book shows them on each exercise's card, so the link goes both ways.
+/// links), the questions that say so, paths relative to the root. The book shows them on each
+/// exercise's card, so the link goes both ways.
 pub fn taught_by(
     root: &std::path::Path,
-) -> Result<std::collections::BTreeMap<std::path::PathBuf, Vec<(String, String, std::path::PathBuf)>>>
-{
+) -> Result<std::collections::BTreeMap<std::path::PathBuf, Vec<QuestionRef>>> {
     let mut pages = std::collections::BTreeMap::new();
     for q in bank::load(root)? {
         for link in &q.teaches {
