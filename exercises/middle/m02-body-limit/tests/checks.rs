@@ -1,9 +1,13 @@
 //! Checks for M02: uploads over the 1 MiB policy are refused with 413, whether they announce
-//! their size or not, and refused while they are still arriving; uploads under it are stored.
+//! their size or not, and refused while they are still arriving, without the server reading
+//! much past the limit, then or afterwards; uploads up to exactly 1 MiB are stored, however
+//! slowly they arrive.
 //!
 //! The clients here speak HTTP/1 by hand over a raw stream: a server that refuses an upload
 //! answers before it has read the body and then closes the connection, and a raw client can
 //! keep writing, ignore the failed writes, and still read the answer that came back.
+
+mod common;
 
 use std::time::Duration;
 
@@ -24,6 +28,12 @@ const OVERSIZED: usize = 2 * LIMIT;
 const ORDINARY: usize = LIMIT / 2;
 /// The chunk size of a streamed (chunked) upload.
 const CHUNK: usize = 64 * 1024;
+/// A flood: eight times the limit, streamed as fast as the server reads it.
+const FLOOD: usize = 8 * LIMIT;
+/// How far past the limit a server may have read when it refuses: hyper reads ahead of the
+/// handler into its read buffer (8 KiB + 400 KiB at most, by default), and the frame that
+/// crosses the limit has been read whole.
+const READ_AHEAD: usize = 512 * 1024;
 
 /// What came back on the connection: the status code and the response body.
 #[derive(Debug)]
@@ -44,27 +54,35 @@ enum Framing {
 
 /// A `POST /documents` of `size` bytes, as it goes on the wire.
 fn upload(size: usize, framing: Framing) -> Vec<u8> {
+    upload_in_pieces(size, framing).concat()
+}
+
+/// The same upload in the pieces a client writes one after the other: the head, then the body
+/// (chunked: one piece per chunk, then the last chunk if `finished`).
+fn upload_in_pieces(size: usize, framing: Framing) -> Vec<Vec<u8>> {
     let body = vec![b'x'; size];
-    let mut wire =
+    let mut head =
         b"POST /documents HTTP/1.1\r\nhost: inbox.test\r\nconnection: close\r\n".to_vec();
     match framing {
         Framing::ContentLength => {
-            wire.extend_from_slice(format!("content-length: {size}\r\n\r\n").as_bytes());
-            wire.extend_from_slice(&body);
+            head.extend_from_slice(format!("content-length: {size}\r\n\r\n").as_bytes());
+            vec![head, body]
         }
         Framing::Chunked { finished } => {
-            wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+            head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+            let mut pieces = vec![head];
             for chunk in body.chunks(CHUNK) {
-                wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                wire.extend_from_slice(chunk);
-                wire.extend_from_slice(b"\r\n");
+                let mut piece = format!("{:x}\r\n", chunk.len()).into_bytes();
+                piece.extend_from_slice(chunk);
+                piece.extend_from_slice(b"\r\n");
+                pieces.push(piece);
             }
             if finished {
-                wire.extend_from_slice(b"0\r\n\r\n");
+                pieces.push(b"0\r\n\r\n".to_vec());
             }
+            pieces
         }
     }
-    wire
 }
 
 /// Writes `wire` on its own task, so that a server which answers before reading everything
@@ -74,9 +92,24 @@ async fn exchange<S>(stream: S, wire: Vec<u8>) -> Answer
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    exchange_paced(stream, vec![wire], Duration::ZERO).await
+}
+
+/// [`exchange`], with the client waiting `gap` between one piece and the next.
+async fn exchange_paced<S>(stream: S, pieces: Vec<Vec<u8>>, gap: Duration) -> Answer
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (mut reader, mut writer) = tokio::io::split(stream);
     tokio::spawn(async move {
-        let _ = writer.write_all(&wire).await;
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(gap).await;
+            }
+            if writer.write_all(piece).await.is_err() {
+                break;
+            }
+        }
         // Keep the write half open: a finished upload must not look like a client leaving.
         std::future::pending::<()>().await;
     });
@@ -218,6 +251,106 @@ fn oversized_upload_is_refused_while_still_arriving() {
             "an upload past the 1 MiB limit must be refused with 413 Payload Too Large; the \
              server answered {} {:?}",
             answer.status, answer.body
+        );
+    });
+}
+
+/// Serves one connection over an in-memory pipe and sends it one upload, written all at once.
+async fn upload_in_memory(size: usize, framing: Framing) -> Answer {
+    let (client, _server) = duplex::raw(|io| serve_connection(io, Store::default()));
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        exchange(client, upload(size, framing)),
+    )
+    .await
+    .expect("an upload over an in-memory connection was not answered in a virtual minute")
+}
+
+/// The API reference says "up to 1 MiB": exactly 1,048,576 bytes are stored, announced or
+/// streamed, and one byte more is refused.
+#[test]
+fn limit_is_exactly_one_mib() {
+    check(HANG).paused(|| async {
+        for (framing, what) in [
+            (Framing::ContentLength, "with `content-length`"),
+            (Framing::Chunked { finished: true }, "chunked"),
+        ] {
+            let answer = upload_in_memory(LIMIT, framing).await;
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (200, format!("stored {LIMIT} bytes\n").as_str()),
+                "an upload of exactly 1 MiB (1,048,576 bytes) {what} is within the API \
+                 reference's \"up to 1 MiB\" and must be stored whole"
+            );
+            let answer = upload_in_memory(LIMIT + 1, framing).await;
+            assert_eq!(
+                answer.status, 413,
+                "an upload of 1 MiB and one byte {what} is over the limit and must be refused \
+                 with 413; the server answered {} {:?}",
+                answer.status, answer.body
+            );
+        }
+    });
+}
+
+/// A chunked upload of 8 MiB, streamed as fast as the server reads: the server must answer 413
+/// having read little more than the 1 MiB limit, and must not read any more of it afterwards.
+/// The server's end of the in-memory pipe counts every byte read from it.
+#[test]
+fn oversized_upload_is_not_read_past_the_limit() {
+    check(HANG).paused(|| async {
+        let (client, server_end, read) = common::counting_pipe();
+        tokio::spawn(serve_connection(server_end, Store::default()));
+        let wire = upload(FLOOD, Framing::Chunked { finished: true });
+        let answer = tokio::time::timeout(Duration::from_secs(60), exchange(client, wire))
+            .await
+            .expect("an 8 MiB chunked upload was not answered in a virtual minute");
+        assert_eq!(
+            answer.status, 413,
+            "an 8 MiB chunked upload must be refused with 413; the server answered {} {:?}",
+            answer.status, answer.body
+        );
+        let when_refused = read.get();
+        assert!(
+            when_refused <= LIMIT + READ_AHEAD,
+            "by the time its 413 arrived, the server had read {when_refused} bytes of an 8 MiB \
+             upload, more than the 1 MiB limit and the {READ_AHEAD} bytes hyper may read ahead: \
+             it read the body (to its end, or until a timer fired) before checking the limit. \
+             A limit must stop the reading, not judge it afterwards"
+        );
+        // The client is still offering the rest: a virtual minute for the server to take it.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let a_minute_later = read.get();
+        assert!(
+            a_minute_later <= LIMIT + READ_AHEAD,
+            "the server answered 413 having read {when_refused} bytes, then went on reading: a \
+             minute later it had read {a_minute_later} bytes of the 8 MiB upload. Reading the \
+             rest after refusing (in the handler or a spawned task, \"so the client's write \
+             completes\") is an unbounded read all the same; drop the body and let hyper close \
+             the connection"
+        );
+    });
+}
+
+/// A slow but legitimate upload: 512 KiB chunked, its eight chunks a virtual second apart, as
+/// the mobile app sends on a poor connection. It is within the limit and must be stored.
+#[test]
+fn slow_upload_within_the_limit_is_stored() {
+    check(HANG).paused(|| async {
+        let (client, _server) = duplex::raw(|io| serve_connection(io, Store::default()));
+        let pieces = upload_in_pieces(ORDINARY, Framing::Chunked { finished: true });
+        let answer = tokio::time::timeout(
+            Duration::from_secs(60),
+            exchange_paced(client, pieces, Duration::from_secs(1)),
+        )
+        .await
+        .expect("a slow 512 KiB upload was not answered in a virtual minute");
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, format!("stored {ORDINARY} bytes\n").as_str()),
+            "a 512 KiB chunked upload arriving over nine seconds is within the 1 MiB limit and \
+             must be stored: a limit is on bytes, not on time, and a deadline on the upload \
+             refuses the slow phones while a fast client still sends as much as it likes"
         );
     });
 }

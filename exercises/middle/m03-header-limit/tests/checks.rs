@@ -1,9 +1,12 @@
 //! Checks for M03: the edge contract says a request head of up to 16 KiB is served and a
-//! larger one is refused with 431 and a closed connection, before the server has buffered it.
+//! larger one is refused with 431 and a closed connection, before the server has buffered it:
+//! every head on a connection, however it is cut into pieces.
 //!
 //! The clients write their request heads by hand: a head over the limit is refused before
 //! hyper has read all of it, and only a raw client can go on to see what the server does
 //! with the connection, or stop in the middle of a head.
+
+mod common;
 
 use std::time::Duration;
 
@@ -25,6 +28,16 @@ const HANG: &str = "the request was never answered; is the connection task still
 const OVERSIZED: usize = 24 * 1024;
 /// A head well within the contract, as a browser with many single sign-on cookies sends it.
 const LARGE_BUT_ALLOWED: usize = 12 * 1024;
+/// An ordinary request head.
+const ORDINARY: usize = 1024;
+/// The edge contract's limit: a head of exactly this many bytes, request line included, is
+/// served.
+const LIMIT: usize = 16 * 1024;
+/// The pen-tester's script writes its endless head in pieces this small.
+const PIECE: usize = 1024;
+/// How far past the limit a server may have read when it refuses a head: one read of hyper's
+/// initial read buffer.
+const READ_AHEAD: usize = 8 * 1024;
 
 /// A `GET /profile` whose head is exactly `size` bytes, most of them one cookie header; with
 /// `finished` false, the blank line that ends the head is left out.
@@ -45,9 +58,28 @@ async fn exchange<S>(stream: S, wire: Vec<u8>) -> (TestResponse, ReadHalf<S>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    exchange_paced(stream, vec![wire], Duration::ZERO).await
+}
+
+/// [`exchange`], with the client waiting `gap` between one piece and the next.
+async fn exchange_paced<S>(
+    stream: S,
+    pieces: Vec<Vec<u8>>,
+    gap: Duration,
+) -> (TestResponse, ReadHalf<S>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (mut reader, mut writer) = tokio::io::split(stream);
     tokio::spawn(async move {
-        let _ = writer.write_all(&wire).await;
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(gap).await;
+            }
+            if writer.write_all(piece).await.is_err() {
+                break;
+            }
+        }
         // Keep the write half open: the client is not leaving, only the server may close.
         std::future::pending::<()>().await;
     });
@@ -223,5 +255,105 @@ fn refused_head_transcript() {
             }
         }
         insta::assert_snapshot!(transcript.render());
+    });
+}
+
+/// A head of exactly 16 KiB (16,384 bytes, request line included), the largest the edge
+/// contract allows, is served.
+#[test]
+fn head_of_exactly_16_kib_is_served() {
+    check(HANG).paused(|| async {
+        let (client, _server) = duplex::raw(serve_connection);
+        let (response, _reader) =
+            tokio::time::timeout(Duration::from_secs(60), exchange(client, head(LIMIT, true)))
+                .await
+                .expect("a 16 KiB head was not answered in a virtual minute");
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (StatusCode::OK, "profile of ada (2 cookies)\n"),
+            "a request head of exactly 16 KiB (16,384 bytes) is within the edge contract's \
+             \"up to 16 KiB\" and must be served; a limit of 16,000 bytes is 16 kB, not 16 KiB"
+        );
+    });
+}
+
+/// A browser's ordinary 1 KiB request, then, on the same keep-alive connection, 24 KiB of a
+/// second head that does not end: the limit holds for every head of a connection, not just
+/// the first.
+#[test]
+fn oversized_head_on_a_reused_connection_is_refused() {
+    check(HANG).paused(|| async {
+        let (client, mut server) = duplex::raw(serve_connection);
+        let (mut reader, mut writer) = tokio::io::split(client);
+        writer
+            .write_all(&head(ORDINARY, true))
+            .await
+            .expect("sending the first request");
+        let first = read_response(&mut reader).await;
+        assert_eq!(
+            first.status,
+            StatusCode::OK,
+            "an ordinary 1 KiB request head must be served"
+        );
+        tokio::spawn(async move {
+            let _ = writer.write_all(&head(OVERSIZED, false)).await;
+            std::future::pending::<()>().await;
+        });
+        let second = tokio::time::timeout(Duration::from_secs(60), read_response(&mut reader))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "after serving a first request, the server got 24 KiB of a second head on \
+                     the same connection, over the 16 KiB limit and not finished, and a minute \
+                     later had not answered: it is buffering the second head without a limit. \
+                     A limit checked on the first head only (reading it by hand before handing \
+                     the connection to hyper) is no limit for a browser's keep-alive connection"
+                )
+            });
+        assert_refused(&second, "a second request head on a reused connection");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), &mut server.task)
+                .await
+                .is_ok(),
+            "the server answered 431 but kept the connection open"
+        );
+    });
+}
+
+/// The pen-tester's script: a head that never ends, written 1 KiB at a time, a virtual 10 ms
+/// apart. The server must answer 431 having read little more than the 16 KiB limit. Its end
+/// of the in-memory pipe counts every byte it reads.
+#[test]
+fn head_sent_in_small_pieces_is_refused_early() {
+    check(HANG).paused(|| async {
+        let (client, server_end, read) = common::counting_pipe();
+        tokio::spawn(serve_connection(server_end));
+        let pieces = head(16 * OVERSIZED, false)
+            .chunks(PIECE)
+            .map(<[u8]>::to_vec)
+            .collect();
+        let answered = tokio::time::timeout(
+            Duration::from_secs(60),
+            exchange_paced(client, pieces, Duration::from_millis(10)),
+        )
+        .await;
+        let Ok((response, _reader)) = answered else {
+            panic!(
+                "a client wrote a request head 1 KiB at a time and never ended it; a minute \
+                 later the server had read {} bytes of it and not answered. A limit that looks \
+                 at one read, or at the first few, is passed by a client that sends its head in \
+                 small pieces: bound the head on the builder, where hyper counts every byte it \
+                 has buffered",
+                read.get()
+            )
+        };
+        assert_refused(&response, "a request head sent 1 KiB at a time");
+        let when_refused = read.get();
+        assert!(
+            when_refused <= LIMIT + READ_AHEAD,
+            "the server answered 431, but only after reading {when_refused} bytes of a head \
+             sent 1 KiB at a time, more than the 16 KiB limit and one read of 8 KiB: the head \
+             is bounded too late"
+        );
     });
 }
