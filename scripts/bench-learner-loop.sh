@@ -7,7 +7,8 @@
 # Each round makes a one-line edit and times, interleaved so that the machine's load falls on
 # both alike:
 #
-#   - `cargo xtask check ID` for one exercise of each kind of check (srv, vt, loom, cf, snap);
+#   - `cargo xtask check ID` for one exercise of each kind of check (srv, vt, loom, cf, snap),
+#     and one behaviour-only middle exercise (M09), compared with J01 (issue 12);
 #   - `cargo xtask watch ID` for a srv and a vt exercise: from the save to the line watch prints
 #     after every verdict (it ends in "Press Ctrl-C to stop."), the watcher already running;
 #   - `rustlings run tests1` after the same kind of edit, once after each of ours.
@@ -48,8 +49,9 @@ if ! [[ $runs =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 # kind:ID. One exercise per kind of check; the untouched exercise, so every verdict is a failure
-# the learner would see (cf: the crate does not compile yet).
-check_targets=(srv:J02 vt:J10 loom:J07 cf:J03 snap:J01)
+# the learner would see (cf: the crate does not compile yet). `middle` is a behaviour-only
+# exercise of the middle level (vt and snap), held to the junior level's figure (J01's).
+check_targets=(srv:J02 vt:J10 loom:J07 cf:J03 snap:J01 middle:M09)
 watch_targets=(srv:J02 vt:J10)
 # The line watch prints after each verdict (see `watch` in xtask/src/learner.rs).
 marker="Press Ctrl-C to stop."
@@ -328,3 +330,8 @@ done
 say ""
 say "issue 11's bounds (check ≤ 1.25x and watch ≤ 1.0x rustlings' median, for srv and vt):"
 for v in "${verdicts[@]}"; do say "  $v"; done
+middle_median=$(echo "${times[check:middle:M09]}" | median)
+junior_median=$(echo "${times[check:snap:J01]}" | median)
+say ""
+say "the middle level's loop against the junior level's (M09 against J01, same run):" \
+  "$(ratio "$middle_median" "$junior_median")x"
