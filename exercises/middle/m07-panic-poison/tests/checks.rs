@@ -9,8 +9,12 @@ use m07_panic_poison::{SharedTally, serve};
 const HANG: &str = "the server stopped answering; is a request waiting for a lock that is never \
                     released?";
 
-/// A batch whose second count is not a number: `home=2` comes first and is valid.
-const BAD_BATCH: &str = "/record?home=2&pricing=lots";
+/// A batch whose third count is not a number: `home=2` and `about=1` come first and are valid,
+/// and `about` is a page the checks' good batches never mention.
+const BAD_BATCH: &str = "/record?home=2&about=1&pricing=lots";
+
+/// A count that fits a `u64` on its own, but not once added to a total that is already 3.
+const HUGE_BATCH: &str = "/record?home=18446744073709551615";
 
 async fn start() -> TestServer {
     TestServer::start(|listener| async move {
@@ -91,9 +95,68 @@ fn a_rejected_batch_changes_nothing() {
         let count = expect_ok("`GET /count`", conn.get("/count").await).text();
         assert_eq!(
             count, "batches=1 home=3 pricing=1\n",
-            "one good batch (home=3, pricing=1) and one rejected batch (home=2, pricing=lots) \
-             were sent; the totals must be those of the good batch alone. A batch that panicked \
-             halfway through its update left the part it had already applied in the tally"
+            "one good batch (home=3, pricing=1) and one rejected batch (home=2, about=1, \
+             pricing=lots) were sent; the totals must be those of the good batch alone, with no \
+             `about` at all. A batch that stopped halfway through its update left in the tally \
+             part of what it had already applied (or a page it had created)"
         );
+    });
+}
+
+/// A count too big for its total is no reason to crash either: the batch is answered (rejected,
+/// or recorded with the total capped), and the service goes on counting.
+#[test]
+fn a_count_too_big_for_its_total_takes_nothing_down() {
+    check(HANG).real(|| async {
+        let server = start().await;
+        let mut conn = server.connect().await;
+        conn.get("/record?home=3&pricing=1").await.unwrap();
+        let mut conn = server.connect().await;
+        let response = conn.get(HUGE_BATCH).await.unwrap_or_else(|error| {
+            panic!(
+                "`home=18446744073709551615` on a total of 3 got no response at all ({error}): \
+                 the addition overflowed, and a `u64` that overflows panics in a debug build. \
+                 That panic happened under the lock, so it also poisoned the mutex"
+            )
+        });
+        let mut conn = server.connect().await;
+        let count = match conn.get("/count").await {
+            Ok(count) if count.status == 200 => count.text(),
+            outcome => panic!(
+                "`GET /count` after a batch whose count overflowed the total (answered {}) got \
+                 {}: the overflow panicked while the lock was held and poisoned the mutex, so \
+                 every later `lock().unwrap()` panics. Parsing first is not enough when the \
+                 addition itself can panic",
+                response.status,
+                match outcome {
+                    Ok(count) => format!("{} (`{}`)", count.status, count.text().trim_end()),
+                    Err(error) => format!("no response ({error})"),
+                },
+            ),
+        };
+        if response.status.is_client_error() || response.status.is_server_error() {
+            assert_eq!(
+                count, "batches=1 home=3 pricing=1\n",
+                "the batch `home=18446744073709551615` was rejected ({}), so it must leave no \
+                 trace in the totals",
+                response.status,
+            );
+        } else {
+            assert!(
+                response.status.is_success(),
+                "a batch whose count overflows the total was answered {}: reject it with an \
+                 error status, or record it",
+                response.status,
+            );
+            assert!(
+                count == "batches=2 home=18446744073709551615 pricing=1\n"
+                    || count == "batches=2 home=18446744073709551618 pricing=1\n",
+                "the batch `home=18446744073709551615` was accepted ({}) on top of home=3, but \
+                 the totals read {:?}: an accepted batch is recorded whole, its total capped at \
+                 u64::MAX if it does not fit (a wrapped total is a silent lie)",
+                response.status,
+                count.trim_end(),
+            );
+        }
     });
 }

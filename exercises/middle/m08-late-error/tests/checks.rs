@@ -11,17 +11,35 @@ use m08_late_error::{Invoice, Ledger, serve};
 
 const HANG: &str = "the export never finished; is the handler waiting for rows nobody sends?";
 
-/// `acme`'s second invoice has a European decimal comma; `globex`'s are all valid.
+/// `acme`'s second invoice has a European decimal comma; `globex`'s are all valid. `initech`'s
+/// very first invoice has one decimal place. `umbrella`, billed monthly for years, has
+/// [`UMBRELLA_VALID`] valid invoices and then one with a thousands separator: more rows than
+/// any channel or look-ahead of a reasonable size holds come before it.
 fn ledger() -> Ledger {
-    Ledger::new(vec![
+    let mut invoices = vec![
         Invoice::new("INV-1001", "acme", "120.00"),
         Invoice::new("INV-1002", "globex", "75.50"),
         Invoice::new("INV-1003", "acme", "12,50"),
         Invoice::new("INV-1004", "globex", "1200"),
         Invoice::new("INV-1005", "acme", "33.10"),
         Invoice::new("INV-1006", "globex", "0.99"),
-    ])
+        Invoice::new("INV-1007", "initech", "90.5"),
+        Invoice::new("INV-1008", "initech", "410.00"),
+    ];
+    for month in 1..=UMBRELLA_VALID {
+        let id = format!("INV-{}", 2000 + month);
+        invoices.push(Invoice::new(
+            &id,
+            "umbrella",
+            &format!("{}.00", 800 + month),
+        ));
+    }
+    invoices.push(Invoice::new("INV-2041", "umbrella", "1 250.00"));
+    Ledger::new(invoices)
 }
+
+/// How many valid invoices `umbrella` has before its invalid one, `INV-2041`.
+const UMBRELLA_VALID: usize = 40;
 
 async fn start() -> TestServer {
     TestServer::start(|listener| async move {
@@ -66,6 +84,37 @@ fn an_invalid_row_is_answered_422() {
             !body.contains("amount_cents") && !body.contains("INV-1001"),
             "the 422's body carries export data ({body:?}): a refused export sends no rows"
         );
+    });
+}
+
+/// The invalid row may be anywhere, the first or the forty-first: the export is refused all the
+/// same, with no CSV.
+#[test]
+fn a_bad_row_anywhere_is_answered_422() {
+    check(HANG).real(|| async {
+        let server = start().await;
+        let cases = [
+            ("initech", "INV-1007", "the first row"),
+            ("umbrella", "INV-2041", "the row after 40 valid ones"),
+        ];
+        for (customer, invalid, place) in cases {
+            let response = export(&server, customer).await;
+            let body = response.text();
+            assert_eq!(
+                response.status,
+                422,
+                "{customer}'s export has an invalid amount in {place} ({invalid}) and was \
+                 answered {} with {} bytes of body: every row must be checked before the \
+                 status is chosen, not only the rows that happen to be read before it",
+                response.status,
+                body.len(),
+            );
+            assert!(
+                body.contains(invalid) && !body.contains("amount_cents"),
+                "the 422 for {customer} must name {invalid} and carry no CSV; its body was \
+                 {body:?}"
+            );
+        }
     });
 }
 

@@ -77,10 +77,13 @@ fn record(tally: &Mutex<Tally>, batch: &str) {
             (page, views.parse().expect("the beacon sends whole numbers"))
         })
         .collect();
+    // Under the lock nothing can panic any more: a total too big for a u64 stays at u64::MAX
+    // rather than overflowing (a panic in a debug build).
     let mut tally = tally.lock().unwrap();
     tally.batches += 1;
     for (page, count) in views {
-        *tally.views.entry(page.to_owned()).or_default() += count;
+        let total = tally.views.entry(page.to_owned()).or_default();
+        *total = total.saturating_add(count);
     }
 }
 
