@@ -22,8 +22,11 @@ const HANG: &str = "the check never got past waiting on the simulation; is somet
                     runtime's only thread (CPU work outside spawn_blocking), or waiting on a \
                     result that never comes?";
 
-/// Batches priced before the client hangs up, and permits handed out after it did.
-const BEFORE: u32 = 2;
+/// After how many priced batches the clients of the hang-up checks leave, one client per count.
+/// A simulation that looks for its client only every few batches stops in time only when the
+/// hang-up happens to fall just before one of its looks; some count here always misses it.
+const HANG_UP_AFTER: std::ops::RangeInclusive<u32> = 1..=8;
+/// Permits handed out after each hang-up: the batch under way may use one, and no other.
 const AFTER: u32 = 3;
 
 /// A generous virtual deadline for events that need no blocking thread to happen.
@@ -135,19 +138,22 @@ struct AfterHangUp {
     simulations: Gauge,
 }
 
-/// A client asks for acme's value at risk and closes its socket two batches in (a closed tab,
-/// a load balancer giving up). Once hyper has dropped the handler, the check offers the
+/// A client asks for acme's value at risk and closes its socket `before` batches in (a closed
+/// tab, a load balancer giving up). Once hyper has dropped the handler, the check offers the
 /// simulation three more batches and watches what it does with them.
-async fn hang_up_mid_simulation() -> (AfterHangUp, Script) {
+async fn hang_up_mid_simulation(before: u32) -> (AfterHangUp, Script) {
     let (model, script) = scripted();
     let simulations = Gauge::new();
     let gauge = simulations.clone();
     let (mut client, server) = duplex::raw(move |io| serve_connection(io, model, gauge));
     client.write_all(VAR_REQUEST).await.unwrap();
-    script.grant(BEFORE);
+    script.grant(before);
     assert!(
-        script.until(DEADLINE, |s| s.priced() >= BEFORE).await,
-        "the simulation for GET /var?portfolio=acme never priced its first {BEFORE} batches"
+        script.until(DEADLINE, |s| s.priced() >= before).await,
+        "the simulation for GET /var?portfolio=acme priced {} of its first {before} batches while \
+         its client was still connected, then stopped: is it cancelled before it starts (a drop \
+         guard dropped at once, a token cancelled too early)?",
+        script.priced(),
     );
 
     drop(client);
@@ -157,56 +163,65 @@ async fn hang_up_mid_simulation() -> (AfterHangUp, Script) {
 
     script.grant(AFTER);
     script
-        .until(DEADLINE, |s| s.released() || s.priced() >= BEFORE + AFTER)
+        .until(DEADLINE, |s| s.released() || s.priced() >= before + AFTER)
         .await;
     let after = AfterHangUp {
-        priced_after: script.priced() - BEFORE,
+        priced_after: script.priced() - before,
         ended: script.released(),
         simulations,
     };
     (after, script)
 }
 
-/// A client hangs up mid-simulation: the simulation must end, and the gauge must say so.
+/// Clients hang up mid-simulation, each after a different number of batches: every simulation
+/// must end, and the gauge must say so.
 #[test]
 fn the_simulation_ends_when_the_client_hangs_up() {
     check(HANG).paused(|| async {
-        let (after, _script) = hang_up_mid_simulation().await;
-        // Once the simulation has returned nothing blocks the paused clock, so the gauge gets a
-        // deadline; while it runs, read it as it is.
-        let stopped = if after.ended {
-            after.simulations.settles_to(0, DEADLINE).await
-        } else {
-            after.simulations.live() == 0
-        };
-        assert!(
-            stopped,
-            "the client hung up, yet its simulation was still running {} batches later: hyper \
-             dropped the handler and with it the JoinHandle, but a spawn_blocking closure is not \
-             a future: nothing can cancel it from outside, not even JoinHandle::abort()",
-            after.priced_after,
-        );
+        for before in HANG_UP_AFTER {
+            let (after, _script) = hang_up_mid_simulation(before).await;
+            // It was offered three batches: one that used them all was still running when they
+            // ran out, whatever it did next (when it then returns is a race no check judges).
+            assert!(
+                after.priced_after < AFTER && after.ended,
+                "a client hung up {before} batch(es) into its simulation, yet the simulation was \
+                 still running {} batches later: hyper dropped the handler and with it the \
+                 JoinHandle, but a spawn_blocking closure is not a future: nothing can cancel it \
+                 from outside, not even JoinHandle::abort(), and it must look for itself between \
+                 batches, every batch",
+                after.priced_after,
+            );
+            // It has returned: nothing blocks the paused clock now, so the gauge gets a deadline.
+            assert!(
+                after.simulations.settles_to(0, DEADLINE).await,
+                "a client hung up {before} batch(es) in and its simulation returned, yet the gauge \
+                 still counts it as in progress"
+            );
+        }
     });
 }
 
-/// The same hang-up, judged by the model: after the server dropped the handler, the simulation
-/// may finish the batch it is in, and must not start another.
+/// The same hang-ups, judged by the model: after the server dropped the handler, the
+/// simulation may finish the batch it is in, and must not start another.
 #[test]
 fn no_batch_is_priced_after_the_client_hangs_up() {
     check(HANG).paused(|| async {
-        let (after, _script) = hang_up_mid_simulation().await;
-        assert!(
-            after.priced_after <= 1,
-            "the client hung up, yet the simulation priced {} more batches after hyper had \
-             dropped the handler (one, the batch already under way, is fine): the CPU is \
-             working for nobody, whatever the gauge says",
-            after.priced_after,
-        );
-        assert!(
-            after.ended,
-            "the client hung up and the simulation priced no more batches, but it never \
-             returned either: is it waiting for something?"
-        );
+        for before in HANG_UP_AFTER {
+            let (after, _script) = hang_up_mid_simulation(before).await;
+            assert!(
+                after.priced_after <= 1,
+                "a client hung up {before} batch(es) into its simulation, yet the simulation \
+                 priced {} more batches after hyper had dropped the handler (one, the batch \
+                 already under way, is fine): the CPU is working for nobody, whatever the gauge \
+                 says",
+                after.priced_after,
+            );
+            assert!(
+                after.ended,
+                "a client hung up {before} batch(es) in and the simulation priced no more \
+                 batches, but it never returned either: is it waiting for something?"
+            );
+        }
     });
 }
 
@@ -282,7 +297,8 @@ fn one_client_leaving_does_not_cancel_another() {
         assert!(
             staying_script.until(DEADLINE, |s| s.priced() >= 1).await
                 && leaving_script.until(DEADLINE, |s| s.priced() >= 1).await,
-            "two clients asked for a figure, but two simulations never started"
+            "two clients asked for a figure, but their simulations did not both price a first \
+             batch: is every simulation cancelled before it starts?"
         );
         drop(leaving);
         let _ = server_b.task.await;

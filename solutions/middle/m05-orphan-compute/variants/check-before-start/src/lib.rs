@@ -57,12 +57,12 @@ async fn handle(
             "missing ?portfolio=NAME\n".into(),
         ));
     };
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
     // CPU-bound work goes to the blocking pool, so it cannot hold up the connections served
     // by the runtime's worker threads.
     let run = {
         let portfolio = portfolio.clone();
-        let cancel = CancellationToken::new();
-        let _cancel_on_drop = cancel.clone().drop_guard();
         tokio::task::spawn_blocking(move || {
             // The client may have left while this waited for a blocking thread.
             if cancel.is_cancelled() {
