@@ -7,7 +7,9 @@ use std::time::Duration;
 use harness::duplex;
 use harness::server::request;
 use harness::watchdog::check;
-use m06_stored_request::{RENDER_TIME, Thumbnail, fnv1a, serve_connection, start_renderer};
+use m06_stored_request::{
+    MAX_PHOTO, QUEUE_DEPTH, RENDER_TIME, Thumbnail, fnv1a, serve_connection, start_renderer,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -15,6 +17,9 @@ const HANG: &str = "the check never got past waiting on the server; is an upload
 
 /// How long, in virtual time, a client may wait for an answer: a fraction of one render.
 const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
+
+/// How long a phone that stopped mid-photo stays quiet before it loses its connection.
+const QUIET_FOR: Duration = Duration::from_secs(3);
 
 /// A photo far larger than what hyper reads in one go, so most of it is still on its way when
 /// the handler runs.
@@ -80,7 +85,7 @@ fn the_next_upload_is_not_stuck_behind_a_queued_one() {
 
         // This phone: a large photo, then a small one, the way a client sends them on one
         // connection (the second request follows the first's body).
-        let (mut phone, _server) = duplex::raw(move |io| serve_connection(io, queue));
+        let (mut phone, server) = duplex::raw(move |io| serve_connection(io, queue));
         let mut bytes = upload_head("large.jpg", PHOTO_BYTES);
         bytes.extend(photo());
         bytes.extend(upload_head("small.jpg", 100));
@@ -99,11 +104,18 @@ fn the_next_upload_is_not_stuck_behind_a_queued_one() {
             statuses,
             ["HTTP/1.1 202 Accepted", "HTTP/1.1 202 Accepted"],
             "a phone uploaded a 1 MiB photo and then a small one on the same connection; within \
-             {} s (a render takes {} s) both should have been accepted. The connection could \
-             not read the second request: the first one's body was still arriving, and hyper \
-             reads it only as fast as whoever holds the request reads it",
+             {} s (a render takes {} s) both should have been accepted. {}",
             ANSWERED_WITHIN.as_secs(),
             RENDER_TIME.as_secs(),
+            if server.is_finished() {
+                "The server closed the connection instead: when a request body is dropped \
+                 before its end, hyper reads what is already buffered, gives up on the rest and \
+                 closes the connection, so the second request is never read"
+            } else {
+                "The connection could not read the second request: the first one's body was \
+                 still arriving, and hyper reads it only as fast as whoever holds the request \
+                 reads it"
+            },
         );
     });
 }
@@ -144,7 +156,8 @@ fn the_renderer_gets_every_byte() {
 }
 
 /// The app deletes its copy of a photo once it is accepted, so a 202 must mean the whole photo
-/// is in the queue. An upload cut short (the phone lost signal) must not be accepted.
+/// is in the queue. A phone that sends part of a photo and then goes quiet (a lift, a tunnel)
+/// is not answered 202 while it is quiet, nor when it finally loses its connection.
 #[test]
 fn a_cut_short_upload_is_not_accepted() {
     check(HANG).paused(|| async {
@@ -154,15 +167,116 @@ fn a_cut_short_upload_is_not_accepted() {
         let mut bytes = upload_head("cut.jpg", PHOTO_BYTES);
         bytes.extend(&photo()[..16 * 1024]);
         phone.write_all(&bytes).await.unwrap();
-        // The phone stops sending: the server reads the end of the stream mid-body.
+        let early = read_statuses(&mut phone, 1, QUIET_FOR).await;
+        assert!(
+            !early.starts_with("HTTP/1.1 202"),
+            "a phone sent 16 KiB of a 1 MiB photo and went quiet for {} s; meanwhile, with the rest still owed, the \
+             server answered {:?}: the app deletes a photo once it is accepted, \
+             so a 202 must wait until the whole photo has arrived, however long it takes",
+            QUIET_FOR.as_secs(),
+            early.lines().next().unwrap_or_default(),
+        );
+        // The phone loses its connection: the server reads the end of the stream mid-body.
         phone.shutdown().await.unwrap();
-        let answer = read_statuses(&mut phone, 1, ANSWERED_WITHIN).await;
+        let answer = early + &read_statuses(&mut phone, 1, ANSWERED_WITHIN).await;
         assert!(
             !answer.starts_with("HTTP/1.1 202"),
             "a phone sent 16 KiB of a 1 MiB photo and lost its connection, yet the server \
-             answered {:?}: the app deletes a photo once it is accepted, so a 202 must wait \
-             until the whole photo has arrived",
+             answered {:?}: a body that ends in an error is not a photo, and the app deletes a \
+             photo once it is accepted",
             answer.lines().next().unwrap_or_default(),
+        );
+    });
+}
+
+/// The renderer is far behind: it is busy with one photo and QUEUE_DEPTH more are waiting.
+/// Every upload is still answered at once, and the one that finds the queue full gets 503.
+#[test]
+fn uploads_are_answered_promptly_when_the_queue_is_full() {
+    check(HANG).paused(|| async {
+        let (rendered, _thumbnails) = mpsc::unbounded_channel();
+        let queue = start_renderer(rendered);
+        let (mut phone, _server) = duplex::http1(move |io| serve_connection(io, queue)).await;
+        let uploads = QUEUE_DEPTH + 2;
+        let mut statuses = Vec::new();
+        for i in 0..uploads {
+            let path = format!("/photos/IMG_{i:04}.jpg");
+            let answer = tokio::time::timeout(
+                ANSWERED_WITHIN,
+                phone.send(request("POST", &path, vec![7u8; 100])),
+            )
+            .await;
+            let Ok(answer) = answer else {
+                panic!(
+                    "upload {} of {uploads} was not answered within {} s (a render takes {} \
+                     s; {} uploads before it were answered 202, {} were answered 503): however \
+                     far behind the renderer is, an upload is answered at once, 202 while the \
+                     queue has room and 503 when it is full, never after waiting for the \
+                     renderer to make room",
+                    i + 1,
+                    ANSWERED_WITHIN.as_secs(),
+                    RENDER_TIME.as_secs(),
+                    statuses.iter().filter(|&&status| status == 202).count(),
+                    statuses.iter().filter(|&&status| status == 503).count(),
+                );
+            };
+            let answer = answer.expect("the server closed the connection instead of answering");
+            statuses.push(answer.status.as_u16());
+        }
+        assert!(
+            statuses.iter().all(|status| [202, 503].contains(status))
+                && statuses.last() == Some(&503),
+            "{uploads} small photos were uploaded while the renderer was busy (it holds one \
+             photo, the queue holds {QUEUE_DEPTH}): every answer should be 202 or 503, and the \
+             last one 503; the statuses were {statuses:?}",
+        );
+    });
+}
+
+/// The renderer takes photos up to `MAX_PHOTO` bytes: one of exactly that size is accepted,
+/// and one byte more is refused with 413, which the handler can only know once it has read it.
+#[test]
+fn photos_up_to_the_limit_are_accepted_and_larger_ones_refused() {
+    check(HANG).paused(|| async {
+        let (rendered, _thumbnails) = mpsc::unbounded_channel();
+        let queue = start_renderer(rendered);
+        let at_limit = queue.clone();
+        let (mut phone, _server) = duplex::http1(move |io| serve_connection(io, at_limit)).await;
+        let response = phone
+            .send(request(
+                "POST",
+                "/photos/IMG_0001.jpg",
+                vec![7u8; MAX_PHOTO],
+            ))
+            .await
+            .expect("the server closed the connection instead of answering");
+        assert_eq!(
+            response.status.as_u16(),
+            202,
+            "a photo of exactly MAX_PHOTO ({MAX_PHOTO}) bytes must be accepted, but the server \
+             answered {} {:?}: the limit is the largest size the renderer takes, not the first \
+             size it refuses",
+            response.status,
+            response.text(),
+        );
+
+        let (mut phone, _server) = duplex::http1(move |io| serve_connection(io, queue)).await;
+        let response = phone
+            .send(request(
+                "POST",
+                "/photos/IMG_0002.jpg",
+                vec![7u8; MAX_PHOTO + 1],
+            ))
+            .await
+            .expect("the server closed the connection instead of answering");
+        assert_eq!(
+            response.status.as_u16(),
+            413,
+            "a photo of MAX_PHOTO + 1 bytes must be refused with 413, but the server answered \
+             {} {:?}: only a handler that reads the body, with a limit, before it answers can \
+             refuse it; a read without a limit takes whatever a phone sends into memory",
+            response.status,
+            response.text(),
         );
     });
 }

@@ -26,7 +26,7 @@ pub const RENDER_TIME: Duration = Duration::from_secs(5);
 pub const MAX_PHOTO: usize = 16 * 1024 * 1024;
 
 /// Photos waiting for the renderer; past this, uploads are refused with 503.
-const QUEUE_DEPTH: usize = 64;
+pub const QUEUE_DEPTH: usize = 64;
 
 /// What the renderer publishes for each photo: its name, and the size and checksum of the
 /// bytes it rendered from.
