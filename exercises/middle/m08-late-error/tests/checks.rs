@@ -1,5 +1,5 @@
-//! Checks for M08: a real server on loopback, and two customers' exports, one of which has an
-//! amount that cannot be converted.
+//! Checks for M08: a real server on loopback, and four customers' exports, three of which have
+//! amounts that cannot be converted.
 
 use std::sync::Arc;
 
@@ -11,10 +11,11 @@ use m08_late_error::{Invoice, Ledger, serve};
 
 const HANG: &str = "the export never finished; is the handler waiting for rows nobody sends?";
 
-/// `acme`'s second invoice has a European decimal comma; `globex`'s are all valid. `initech`'s
-/// very first invoice has one decimal place. `umbrella`, billed monthly for years, has
-/// [`UMBRELLA_VALID`] valid invoices and then one with a thousands separator: more rows than
-/// any channel or look-ahead of a reasonable size holds come before it.
+/// `acme`'s second invoice has a European decimal comma, and its fourth one decimal place;
+/// `globex`'s are all valid. `initech`'s very first invoice has one decimal place. `umbrella`,
+/// billed daily for years, has [`UMBRELLA_VALID`] valid invoices and then one with a thousands
+/// separator: more rows than any channel or look-ahead of a reasonable size holds come before
+/// it.
 fn ledger() -> Ledger {
     let mut invoices = vec![
         Invoice::new("INV-1001", "acme", "120.00"),
@@ -25,21 +26,21 @@ fn ledger() -> Ledger {
         Invoice::new("INV-1006", "globex", "0.99"),
         Invoice::new("INV-1007", "initech", "90.5"),
         Invoice::new("INV-1008", "initech", "410.00"),
+        Invoice::new("INV-1009", "acme", "7.5"),
     ];
-    for month in 1..=UMBRELLA_VALID {
-        let id = format!("INV-{}", 2000 + month);
-        invoices.push(Invoice::new(
-            &id,
-            "umbrella",
-            &format!("{}.00", 800 + month),
-        ));
+    for day in 1..=UMBRELLA_VALID {
+        let id = format!("INV-{}", 2000 + day);
+        invoices.push(Invoice::new(&id, "umbrella", &format!("{}.00", 800 + day)));
     }
-    invoices.push(Invoice::new("INV-2041", "umbrella", "1 250.00"));
+    invoices.push(Invoice::new("INV-3001", "umbrella", "1 250.00"));
     Ledger::new(invoices)
 }
 
-/// How many valid invoices `umbrella` has before its invalid one, `INV-2041`.
-const UMBRELLA_VALID: usize = 40;
+/// How many valid invoices `umbrella` has before its invalid one, `INV-3001`.
+const UMBRELLA_VALID: usize = 1000;
+
+/// The one line a refused acme export answers: the error of its first invalid invoice.
+const ACME_REFUSAL: &str = "invoice INV-1003: amount \"12,50\" is not a decimal like 120.00\n";
 
 async fn start() -> TestServer {
     TestServer::start(|listener| async move {
@@ -84,18 +85,24 @@ fn an_invalid_row_is_answered_422() {
             !body.contains("amount_cents") && !body.contains("INV-1001"),
             "the 422's body carries export data ({body:?}): a refused export sends no rows"
         );
+        assert_eq!(
+            body, ACME_REFUSAL,
+            "the 422's body must be the first invalid invoice's error (INV-1003; INV-1009 is \
+             invalid too), on one line ending in a newline, as `plain` writes every error of \
+             this service"
+        );
     });
 }
 
-/// The invalid row may be anywhere, the first or the forty-first: the export is refused all the
-/// same, with no CSV.
+/// The invalid row may be anywhere, the first or the thousand-and-first: the export is refused
+/// all the same, with no CSV.
 #[test]
 fn a_bad_row_anywhere_is_answered_422() {
     check(HANG).real(|| async {
         let server = start().await;
         let cases = [
             ("initech", "INV-1007", "the first row"),
-            ("umbrella", "INV-2041", "the row after 40 valid ones"),
+            ("umbrella", "INV-3001", "the row after 1000 valid ones"),
         ];
         for (customer, invalid, place) in cases {
             let response = export(&server, customer).await;
