@@ -1,8 +1,10 @@
 //! Checks for M09: in-memory connections on a paused clock, each served by `serve_connection`
 //! in a task of its own, as `serve` does. Every check waits for the connection's task to be
-//! over before it reads the gauge, so no verdict depends on timing.
+//! over (or for its runtime to be gone) before it reads the gauge, so no verdict depends on
+//! timing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use harness::duplex::{self, ServerSide};
 use harness::watchdog::check;
@@ -68,6 +70,20 @@ async fn visit_cut_by_shutdown(metrics: &Arc<Metrics>) {
 const GARBAGE: &[u8] = b"HELLO FROM A PORT SCANNER\r\n\r\n";
 const HALF_A_REQUEST: &[u8] = b"GET /forecast HTTP/1.1\r\nhost: wea";
 
+/// Waits until the gauge reads `expected`, on the paused clock: `false` if it still does not
+/// after a virtual second. A connection task that has something to do does it long before the
+/// clock moves (the paused clock only jumps when every task is waiting), and hyper itself would
+/// wait 30 s for a request's head.
+async fn gauge_reaches(metrics: &Metrics, expected: u64) -> bool {
+    tokio::time::timeout(Duration::from_secs(1), async {
+        while metrics.open_connections() != expected {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
 fn assert_no_open_connections(metrics: &Metrics, after: &str) {
     assert_eq!(
         metrics.open_connections(),
@@ -102,6 +118,37 @@ fn a_connection_that_fails_is_no_longer_counted() {
     });
 }
 
+/// Connections that have not sent a whole request yet: one that has sent nothing (a keep-alive
+/// pool's spare connection, a port scanner that only connects), and one halfway through its
+/// head. Each holds a socket and a task: the gauge must count them.
+#[test]
+fn a_connection_is_counted_before_its_first_request() {
+    check(HANG).paused(|| async {
+        let metrics = Arc::new(Metrics::default());
+        let server_metrics = Arc::clone(&metrics);
+        let (silent, silent_server) = duplex::raw(|io| serve_connection(io, server_metrics));
+        assert!(
+            gauge_reaches(&metrics, 1).await,
+            "a client is connected and has sent nothing yet, and the gauge reads {}: a \
+             connection is open from the moment it is accepted, not from its first request \
+             (idle and slow connections hold sockets and tasks too; they are what a slowloris \
+             attack is made of)",
+            metrics.open_connections()
+        );
+        let server_metrics = Arc::clone(&metrics);
+        let (mut slow, slow_server) = duplex::raw(|io| serve_connection(io, server_metrics));
+        slow.write_all(HALF_A_REQUEST).await.unwrap();
+        assert!(
+            gauge_reaches(&metrics, 2).await,
+            "a second client has sent half of its request head, and the gauge reads {}: it must \
+             count both connections, requests or not",
+            metrics.open_connections()
+        );
+        // How these connections end is `a_connection_that_fails_is_no_longer_counted`'s job.
+        drop((silent, slow, silent_server, slow_server));
+    });
+}
+
 /// A connection still open when the server shuts down: its task is dropped, not finished.
 #[test]
 fn a_connection_closed_by_shutdown_is_no_longer_counted() {
@@ -112,6 +159,45 @@ fn a_connection_closed_by_shutdown_is_no_longer_counted() {
             &metrics,
             "a connection was closed by the server's shutdown (its task was dropped)",
         );
+    });
+}
+
+/// The runtime serving the connections stops while one is open (the end of `main`, a server
+/// restarted on a fresh runtime) and the gauge outlives it, as it does when the metrics are
+/// served or pushed from elsewhere. Dropping a runtime drops every task it still holds, the
+/// connection's included: the gauge must be given back right there, by the drop itself.
+#[test]
+fn a_connection_open_when_its_runtime_stops_is_no_longer_counted() {
+    check(HANG).run(|| {
+        let metrics = Arc::new(Metrics::default());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("building the server's runtime");
+        let server_metrics = Arc::clone(&metrics);
+        let browser = runtime.block_on(async move {
+            let (mut browser, _server) =
+                duplex::http1(|io| serve_connection(io, server_metrics)).await;
+            let forecast = browser.get("/forecast").await.unwrap();
+            assert_eq!(forecast.status, 200, "GET /forecast must be answered");
+            browser
+        });
+        assert_eq!(
+            metrics.open_connections(),
+            1,
+            "a client is connected and was just served, yet the gauge does not count it"
+        );
+        drop(runtime);
+        assert_eq!(
+            metrics.open_connections(),
+            0,
+            "the runtime serving an open connection was dropped, which dropped the \
+             connection's task, yet the gauge still counts it: the decrement must happen in \
+             the drop itself. Work handed to another task (`tokio::spawn` in `Drop`) never runs \
+             once the runtime is shutting down: tokio drops such a task unpolled"
+        );
+        drop(browser);
     });
 }
 

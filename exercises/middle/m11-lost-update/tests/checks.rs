@@ -3,6 +3,7 @@
 //! relies on one. This check pins down what a correct counter must keep doing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use harness::server::TestServer;
 use harness::watchdog::check;
@@ -15,7 +16,9 @@ const HANG: &str = "the server stopped answering: does `record` take the write l
 /// and 0 for an article nobody opened.
 #[test]
 fn views_are_counted_per_article() {
-    check(HANG).real(|| async {
+    // Seven requests on loopback take milliseconds; a `record` that waits for itself never
+    // finishes, and five seconds is long enough to be sure of that.
+    check(HANG).limit(Duration::from_secs(5)).real(|| async {
         let server = TestServer::start(|listener| async move {
             let _ = serve(listener, Arc::new(ViewCounter::new())).await;
         })

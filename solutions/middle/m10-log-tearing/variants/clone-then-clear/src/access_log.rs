@@ -1,0 +1,56 @@
+//! The access log: one line per request, buffered in memory until the shipper collects it.
+
+use crate::sync::Mutex;
+
+/// What the log records about one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    /// Size of the response body, in bytes.
+    pub bytes: usize,
+}
+
+/// Lines waiting to be shipped, in the order they were recorded. Every connection task
+/// records into the same log.
+#[derive(Debug)]
+pub struct AccessLog {
+    pending: Mutex<String>,
+}
+
+impl AccessLog {
+    pub fn new() -> Self {
+        Self {
+            pending: Mutex::new(String::new()),
+        }
+    }
+
+    /// Records one request as `METHOD PATH STATUS BYTES`, one line per request.
+    pub fn record(&self, entry: &Entry<'_>) {
+        // The whole line is built first and appended in one critical section: another task
+        // can only append before it or after it, never inside it. Formatting outside the lock
+        // keeps the critical section to a copy.
+        let line = format!(
+            "{} {} {} {}\n",
+            entry.method, entry.path, entry.status, entry.bytes
+        );
+        self.pending.lock().unwrap().push_str(&line);
+    }
+
+    /// Hands every line recorded so far to the shipper, which sends them to the log
+    /// collector, and starts an empty buffer.
+    pub fn take_pending(&self) -> String {
+        // Copy the batch out, so the lock is not held while the shipper sends it...
+        let batch = self.pending.lock().unwrap().clone();
+        // ...and only then empty the buffer.
+        self.pending.lock().unwrap().clear();
+        batch
+    }
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
