@@ -18,8 +18,22 @@ const HANG: &str = "the check never got past waiting on the server; is an upload
 /// How long, in virtual time, a client may wait for an answer: a fraction of one render.
 const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
 
+/// An answer "at once": less than a millisecond of virtual time. With in-memory connections a
+/// handler that waits for no timer takes no virtual time at all.
+const AT_ONCE: Duration = Duration::from_millis(1);
+
 /// How long a phone that stopped mid-photo stays quiet before it loses its connection.
 const QUIET_FOR: Duration = Duration::from_secs(3);
+
+/// A phone on a slow link sends its photo in this many pieces, `SLOW_GAP` apart: 2 KiB a
+/// second, so eight and a half minutes for 1 MiB, longer than any deadline one would set on
+/// reading a whole photo (while the link is never quiet for long), at no real cost.
+const SLOW_PIECES: usize = 512;
+const SLOW_GAP: Duration = Duration::from_secs(1);
+
+/// A tiny photo, a few hundred bytes, as the developers' test photos are: the head and what
+/// the phone sent arrive in hyper's first read, and the rest is still owed.
+const TINY_PHOTO_BYTES: usize = 512;
 
 /// A photo far larger than what hyper reads in one go, so most of it is still on its way when
 /// the handler runs.
@@ -126,7 +140,8 @@ fn the_renderer_gets_every_byte() {
     check(HANG).paused(|| async {
         let (rendered, mut thumbnails) = mpsc::unbounded_channel();
         let queue = start_renderer(rendered);
-        let (mut phone, _server) = duplex::http1(move |io| serve_connection(io, queue)).await;
+        let first = queue.clone();
+        let (mut phone, _server) = duplex::http1(move |io| serve_connection(io, first)).await;
         let photo = photo();
         let expected = Thumbnail {
             name: "large.jpg".into(),
@@ -146,46 +161,102 @@ fn the_renderer_gets_every_byte() {
             tokio::time::timeout(RENDER_TIME + ANSWERED_WITHIN, thumbnails.recv()).await;
         assert_eq!(
             thumbnail.ok().flatten(),
-            Some(expected),
+            Some(expected.clone()),
             "a photo was accepted, but the renderer did not publish a thumbnail of all its {} \
              bytes within one render: the renderer must get the whole body of every photo that \
              was answered 202",
             PHOTO_BYTES,
         );
+
+        // A phone on a slow link: the same photo in pieces, minutes apart. It is honest, so it
+        // is accepted and rendered whole, however long its upload takes.
+        let (mut phone, _server) = duplex::raw(move |io| serve_connection(io, queue));
+        let expected = Thumbnail {
+            name: "slow.jpg".into(),
+            ..expected
+        };
+        phone
+            .write_all(&upload_head("slow.jpg", PHOTO_BYTES))
+            .await
+            .unwrap();
+        for (i, piece) in crate::photo().chunks(PHOTO_BYTES / SLOW_PIECES).enumerate() {
+            if i > 0 {
+                tokio::time::sleep(SLOW_GAP).await;
+            }
+            if phone.write_all(piece).await.is_err() {
+                // The server closed the connection: its answer is already on the way.
+                break;
+            }
+        }
+        let answer = read_statuses(&mut phone, 1, ANSWERED_WITHIN).await;
+        let thumbnail =
+            tokio::time::timeout(RENDER_TIME + ANSWERED_WITHIN, thumbnails.recv()).await;
+        let slow = (SLOW_PIECES - 1) as u64 * SLOW_GAP.as_secs();
+        assert!(
+            answer.starts_with("HTTP/1.1 202 "),
+            "a phone on a slow link sent a whole 1 MiB photo in {SLOW_PIECES} pieces over \
+             {slow} s and waited, but the server answered {:?}: a deadline on reading the \
+             photo, however generous, refuses honest phones on links slower than it allows, \
+             and the read needs none (a phone that loses its connection ends it by itself)",
+            answer.lines().next().unwrap_or_default(),
+        );
+        assert_eq!(
+            thumbnail.ok().flatten(),
+            Some(expected),
+            "a photo sent over {slow} s was accepted, but the renderer did not publish a \
+             thumbnail of all its {PHOTO_BYTES} bytes within one render of the answer",
+        );
     });
 }
 
+/// A phone sends `sent` bytes of a `declared`-byte photo, goes quiet (a lift, a tunnel) and
+/// then loses its connection: no answer, while it is quiet or after, may be 202.
+async fn cut_short(declared: usize, sent: usize) -> Result<(), String> {
+    let (rendered, _thumbnails) = mpsc::unbounded_channel();
+    let queue = start_renderer(rendered);
+    let (mut phone, _server) = duplex::raw(move |io| serve_connection(io, queue));
+    let mut bytes = upload_head("cut.jpg", declared);
+    bytes.extend(&photo()[..sent]);
+    phone.write_all(&bytes).await.unwrap();
+    let early = read_statuses(&mut phone, 1, QUIET_FOR).await;
+    if early.starts_with("HTTP/1.1 202") {
+        return Err(format!(
+            "a phone sent {sent} bytes of a {declared}-byte photo and went quiet for {} s; \
+             meanwhile, with the rest still owed, the server answered {:?}: the app deletes a \
+             photo once it is accepted, so a 202 must wait until the whole photo has arrived, \
+             however long it takes, and whatever its size",
+            QUIET_FOR.as_secs(),
+            early.lines().next().unwrap_or_default(),
+        ));
+    }
+    // The phone loses its connection: the server reads the end of the stream mid-body.
+    phone.shutdown().await.unwrap();
+    let answer = early + &read_statuses(&mut phone, 1, ANSWERED_WITHIN).await;
+    if answer.starts_with("HTTP/1.1 202") {
+        return Err(format!(
+            "a phone sent {sent} bytes of a {declared}-byte photo and lost its connection, yet \
+             the server answered {:?}: a body that ends in an error is not a photo, and the app \
+             deletes a photo once it is accepted",
+            answer.lines().next().unwrap_or_default(),
+        ));
+    }
+    Ok(())
+}
+
 /// The app deletes its copy of a photo once it is accepted, so a 202 must mean the whole photo
-/// is in the queue. A phone that sends part of a photo and then goes quiet (a lift, a tunnel)
-/// is not answered 202 while it is quiet, nor when it finally loses its connection.
+/// is in the queue: not for a large photo cut short, nor for a tiny one.
 #[test]
 fn a_cut_short_upload_is_not_accepted() {
     check(HANG).paused(|| async {
-        let (rendered, _thumbnails) = mpsc::unbounded_channel();
-        let queue = start_renderer(rendered);
-        let (mut phone, _server) = duplex::raw(move |io| serve_connection(io, queue));
-        let mut bytes = upload_head("cut.jpg", PHOTO_BYTES);
-        bytes.extend(&photo()[..16 * 1024]);
-        phone.write_all(&bytes).await.unwrap();
-        let early = read_statuses(&mut phone, 1, QUIET_FOR).await;
-        assert!(
-            !early.starts_with("HTTP/1.1 202"),
-            "a phone sent 16 KiB of a 1 MiB photo and went quiet for {} s; meanwhile, with the rest still owed, the \
-             server answered {:?}: the app deletes a photo once it is accepted, \
-             so a 202 must wait until the whole photo has arrived, however long it takes",
-            QUIET_FOR.as_secs(),
-            early.lines().next().unwrap_or_default(),
-        );
-        // The phone loses its connection: the server reads the end of the stream mid-body.
-        phone.shutdown().await.unwrap();
-        let answer = early + &read_statuses(&mut phone, 1, ANSWERED_WITHIN).await;
-        assert!(
-            !answer.starts_with("HTTP/1.1 202"),
-            "a phone sent 16 KiB of a 1 MiB photo and lost its connection, yet the server \
-             answered {:?}: a body that ends in an error is not a photo, and the app deletes a \
-             photo once it is accepted",
-            answer.lines().next().unwrap_or_default(),
-        );
+        let cases = [
+            (PHOTO_BYTES, 16 * 1024),
+            (TINY_PHOTO_BYTES, TINY_PHOTO_BYTES / 4),
+        ];
+        for (declared, sent) in cases {
+            if let Err(failure) = cut_short(declared, sent).await {
+                panic!("{failure}");
+            }
+        }
     });
 }
 
@@ -201,24 +272,35 @@ fn uploads_are_answered_promptly_when_the_queue_is_full() {
         let mut statuses = Vec::new();
         for i in 0..uploads {
             let path = format!("/photos/IMG_{i:04}.jpg");
+            let sent = tokio::time::Instant::now();
             let answer = tokio::time::timeout(
                 ANSWERED_WITHIN,
                 phone.send(request("POST", &path, vec![7u8; 100])),
             )
             .await;
-            let Ok(answer) = answer else {
-                panic!(
-                    "upload {} of {uploads} was not answered within {} s (a render takes {} \
-                     s; {} uploads before it were answered 202, {} were answered 503): however \
-                     far behind the renderer is, an upload is answered at once, 202 while the \
-                     queue has room and 503 when it is full, never after waiting for the \
-                     renderer to make room",
-                    i + 1,
-                    ANSWERED_WITHIN.as_secs(),
-                    RENDER_TIME.as_secs(),
-                    statuses.iter().filter(|&&status| status == 202).count(),
-                    statuses.iter().filter(|&&status| status == 503).count(),
-                );
+            // On the paused clock, time moves only while every task waits for a timer: an
+            // answer that waited for nothing took no virtual time at all.
+            let waited = sent.elapsed();
+            let answer = match answer {
+                Ok(answer) if waited < AT_ONCE => answer,
+                _ => {
+                    panic!(
+                        "upload {} of {uploads} was not answered at once: {} (a render takes {} \
+                         s; {} uploads before it were answered 202, {} were answered 503). \
+                         However far behind the renderer is, an upload is answered at once, \
+                         202 while the queue has room and 503 when it is full, never after \
+                         waiting, even briefly, for the renderer to make room",
+                        i + 1,
+                        if waited < ANSWERED_WITHIN {
+                            format!("its answer took {waited:?}")
+                        } else {
+                            format!("no answer within {} s", ANSWERED_WITHIN.as_secs())
+                        },
+                        RENDER_TIME.as_secs(),
+                        statuses.iter().filter(|&&status| status == 202).count(),
+                        statuses.iter().filter(|&&status| status == 503).count(),
+                    );
+                }
             };
             let answer = answer.expect("the server closed the connection instead of answering");
             statuses.push(answer.status.as_u16());
@@ -260,7 +342,8 @@ fn photos_up_to_the_limit_are_accepted_and_larger_ones_refused() {
             response.text(),
         );
 
-        let (mut phone, _server) = duplex::http1(move |io| serve_connection(io, queue)).await;
+        let over_limit = queue.clone();
+        let (mut phone, _server) = duplex::http1(move |io| serve_connection(io, over_limit)).await;
         let response = phone
             .send(request(
                 "POST",
@@ -277,6 +360,33 @@ fn photos_up_to_the_limit_are_accepted_and_larger_ones_refused() {
              refuse it; a read without a limit takes whatever a phone sends into memory",
             response.status,
             response.text(),
+        );
+
+        // The same photo sent chunked, with no content-length to refuse it by: only the read
+        // itself can count its bytes.
+        let (mut phone, _server) = duplex::raw(move |io| serve_connection(io, queue));
+        let (mut from_server, mut to_server) = tokio::io::split(&mut phone);
+        let upload = async {
+            let mut bytes = b"POST /photos/IMG_0003.jpg HTTP/1.1\r\nhost: workshop.test\r\n\
+                transfer-encoding: chunked\r\n\r\n"
+                .to_vec();
+            for chunk in vec![7u8; MAX_PHOTO + 1].chunks(1024 * 1024) {
+                bytes.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+                bytes.extend(chunk);
+                bytes.extend(b"\r\n");
+            }
+            bytes.extend(b"0\r\n\r\n");
+            // The server may refuse and close before it has read it all.
+            let _ = to_server.write_all(&bytes).await;
+        };
+        let (answer, ()) =
+            tokio::join!(read_statuses(&mut from_server, 1, ANSWERED_WITHIN), upload);
+        assert!(
+            answer.starts_with("HTTP/1.1 413 "),
+            "a photo of MAX_PHOTO + 1 bytes sent chunked (no content-length) must be refused \
+             with 413, but the server answered {:?}: a content-length is only what the phone \
+             says; the limit must be on the bytes the read takes in (`Limited`, or a count)",
+            answer.lines().next().unwrap_or_default(),
         );
     });
 }
