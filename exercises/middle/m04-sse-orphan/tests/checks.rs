@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper_util::rt::TokioIo;
 use m04_sse_orphan::{Exchange, FEED_BUFFER, Market, TICK, price_feed, serve_connection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 const HANG: &str =
     "the check never got past waiting on the feed; does the stream still send an event every tick?";
@@ -39,6 +39,13 @@ const SILENT_AFTER: Duration = Duration::from_secs(5 * TICK.as_secs());
 /// tokio's unstable builds), but thirty hang-ups on the paused clock cost milliseconds and
 /// leave it a chance of 2^-30, below one in a billion, of passing.
 const HANG_UPS: usize = 30;
+
+/// How long the stalled reader stops reading: three hours, far past any send timeout, because
+/// a dashboard behind a laptop lid closed for a long meeting is still a dashboard: the README
+/// promises a slow reader no deadline. A feed that waits for room costs nothing meanwhile (the
+/// paused clock jumps); only a feed that keeps ticking pays for the hours, a few thousand
+/// turns of its loop.
+const STALL: Duration = Duration::from_secs(3 * 60 * 60 * TICK.as_secs());
 
 fn events_before_hang_up(client: usize) -> usize {
     3 + client % 5
@@ -105,12 +112,29 @@ where
     }
 }
 
-/// A client subscribes to ACME over a raw connection, reads `events` events, then closes its
-/// socket (a closed dashboard tab). Returns the market, whose gauge counts live feeds.
-async fn hang_up_after(events: usize) -> Market {
+/// How client `n` of a hang-up check goes away: even clients close their socket (a closed
+/// dashboard tab); odd ones see the server drop their connection's task (a shutdown, a
+/// connection limit aborting it), which no `serve_connection(..).await` ever returns from.
+fn server_drops_the_connection(client: usize) -> bool {
+    client % 2 == 1
+}
+
+fn how_it_left(server_dropped_it: bool) -> &'static str {
+    if server_dropped_it {
+        "lost its connection (the server aborted the task serving it)"
+    } else {
+        "hung up"
+    }
+}
+
+/// A client subscribes to ACME over a raw connection, reads `events` events, then goes away:
+/// it closes its socket, or the server aborts the task serving it. Returns the market, whose
+/// gauge counts live feeds, and the client's end if it is still open (keep it so until the
+/// verdict: the feed must stop because its connection is gone, not because the client left).
+async fn hang_up_after(events: usize, drop_connection: bool) -> (Market, Option<DuplexStream>) {
     let market = Market::default();
     let for_server = market.clone();
-    let (mut client, _server) = duplex::raw(move |io| serve_connection(io, for_server));
+    let (mut client, server) = duplex::raw(move |io| serve_connection(io, for_server));
     client.write_all(FEED_REQUEST).await.unwrap();
     let mut seen = Vec::new();
     loop {
@@ -141,27 +165,36 @@ async fn hang_up_after(events: usize) -> Market {
         1,
         "a client is reading its feed, so the gauge should count one live feed"
     );
-    drop(client);
-    market
+    if drop_connection {
+        server.task.abort();
+        (market, Some(client))
+    } else {
+        drop(client);
+        (market, None)
+    }
 }
 
-/// Clients read a few prices, then close their connection: every feed must stop within a tick.
+/// Clients read a few prices, then go away (they close their socket, or the server drops their
+/// connection): every feed must stop within a tick.
 #[test]
 fn the_feed_stops_when_the_client_hangs_up() {
     check(HANG).paused(|| async {
         for client in 0..HANG_UPS {
             let events = events_before_hang_up(client);
-            let market = hang_up_after(events).await;
+            let gone = server_drops_the_connection(client);
+            let (market, _client) = hang_up_after(events, gone).await;
             let billed = market.exchange.calls();
             let stopped = market.feeds.settles_to(0, STOPS_WITHIN).await;
             assert!(
                 stopped,
-                "client {} of {HANG_UPS} hung up after {events} events, yet its feed was still \
+                "client {} of {HANG_UPS} {} after {events} events, yet its feed was still \
                  running {:.1} ticks later and had bought {} more quote(s): once the response \
                  body is gone every send fails at once, and the feed must stop at the first \
                  failure (or as soon as the channel closes), not ignore it, look only every few \
-                 ticks, or leave it to chance",
+                 ticks, leave it to chance, or wait for a connection's end that a dropped task \
+                 never reaches",
                 client + 1,
+                how_it_left(gone),
                 STOPS_WITHIN.as_secs_f64() / TICK.as_secs_f64(),
                 market.exchange.calls() - billed,
             );
@@ -180,7 +213,8 @@ fn no_task_outlives_the_client() {
         for client in 0..HANG_UPS {
             let before = runtime.num_alive_tasks();
             let events = events_before_hang_up(client);
-            hang_up_after(events).await;
+            let gone = server_drops_the_connection(client);
+            let (_market, _client) = hang_up_after(events, gone).await;
 
             // No event announces that a task ended, so look again every ten virtual
             // milliseconds: on the paused clock this costs no real time, and the verdict does
@@ -194,10 +228,11 @@ fn no_task_outlives_the_client() {
             .is_ok();
             assert!(
                 settled,
-                "client {} of {HANG_UPS} hung up after {events} events, yet {} task(s) the \
-                 server started were still alive {:.1} ticks later: the producer runs on, \
-                 whatever the gauge says",
+                "client {} of {HANG_UPS} {} after {events} events, yet {} task(s) the \
+                 server started were still alive {:.1} ticks later: the producer (or a task \
+                 watching for the connection's end) runs on, whatever the gauge says",
                 client + 1,
+                how_it_left(gone),
                 runtime.num_alive_tasks() - before,
                 STOPS_WITHIN.as_secs_f64() / TICK.as_secs_f64(),
             );
@@ -205,46 +240,56 @@ fn no_task_outlives_the_client() {
     });
 }
 
-/// A client that stays connected gets every price, in order, with nothing missing.
+/// Opens a connection and subscribes to ACME's feed, as a dashboard does.
+async fn subscribe(market: &Market) -> Events<hyper::body::Incoming> {
+    let for_server = market.clone();
+    let (io, _server) = duplex::raw(move |io| serve_connection(io, for_server));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .expect("HTTP/1 client handshake");
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(harness::server::get("/prices?symbol=ACME"))
+        .await
+        .expect("the server closed the connection instead of answering");
+    assert_eq!(response.status(), 200, "a feed starts with 200 OK");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream",
+        "a browser's EventSource accepts only text/event-stream"
+    );
+    Events::new(response.into_body())
+}
+
+/// Two dashboards watch ACME at once, each on its own connection, and both stay: each gets
+/// every price, in order, with nothing missing.
 #[test]
 fn a_client_that_stays_gets_every_price_in_order() {
     check(HANG).paused(|| async {
         let market = Market::default();
-        let for_server = market.clone();
-        let (io, _server) = duplex::raw(move |io| serve_connection(io, for_server));
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .expect("HTTP/1 client handshake");
-        tokio::spawn(connection);
-        let response = sender
-            .send_request(harness::server::get("/prices?symbol=ACME"))
-            .await
-            .expect("the server closed the connection instead of answering");
-        assert_eq!(response.status(), 200, "a feed starts with 200 OK");
-        assert_eq!(
-            response.headers()["content-type"],
-            "text/event-stream",
-            "a browser's EventSource accepts only text/event-stream"
-        );
-        let mut events = Events::new(response.into_body());
+        let mut first = subscribe(&market).await;
+        let mut second = subscribe(&market).await;
         for id in 1..=10 {
-            let Some(event) = events.next().await else {
-                panic!(
-                    "the feed ended after {} event(s) while its client was still connected: it \
-                     must stop only when the client is gone",
-                    id - 1
+            for (dashboard, events) in [("first", &mut first), ("second", &mut second)] {
+                let Some(event) = events.next().await else {
+                    panic!(
+                        "the {dashboard} of two dashboards watching ACME got {} event(s), then \
+                         its feed ended while it was still connected: a feed must stop only \
+                         when its own client is gone, and two clients may watch the same symbol",
+                        id - 1
+                    );
+                };
+                assert_eq!(
+                    event,
+                    expected_event(id),
+                    "a client that stays connected must get every price in order"
                 );
-            };
-            assert_eq!(
-                event,
-                expected_event(id),
-                "a client that stays connected must get every price in order"
-            );
+            }
         }
     });
 }
 
-/// A dashboard stops reading for a minute (a laptop lid closed, a stalled proxy) but keeps its
+/// A dashboard stops reading for hours (a laptop lid closed, a stalled proxy) but keeps its
 /// connection. The feed must wait for it: buy no more quotes than its buffer holds, and resume
 /// with the next event when the reader does. The body is read directly, as hyper would, so
 /// only the feed's own buffer sits between the producer and the reader.
@@ -261,10 +306,10 @@ fn a_stalled_reader_holds_the_feed_back() {
             );
         }
 
-        // Nobody reads for sixty ticks. On the paused clock time moves only while every task
-        // is idle, so by the end of the minute the producer has had every chance to run ahead:
-        // what it bought by then is all it will ever buy, on any machine.
-        tokio::time::sleep(60 * TICK).await;
+        // Nobody reads for three hours. On the paused clock time moves only while every task
+        // is idle, so by the end the producer has had every chance to run ahead: what it
+        // bought by then is all it will ever buy, on any machine.
+        tokio::time::sleep(STALL).await;
         let limit = 3 + FEED_BUFFER as u64 + 1;
         assert!(
             market.exchange.calls() <= limit,
@@ -276,10 +321,12 @@ fn a_stalled_reader_holds_the_feed_back() {
         for id in 4..=15 {
             let Some(event) = events.next().await else {
                 panic!(
-                    "the reader stalled, then read again, but the feed ended after price {}: it \
-                     gave up on a slow reader (a send timeout, a full buffer taken for a client \
-                     that left). A slow reader is still a reader: wait for room, and stop only \
-                     when the channel is closed",
+                    "the reader stalled for {} ticks, then read again, but the feed ended after \
+                     price {}: it gave up on a slow reader (a send timeout, of any length: a \
+                     reader may pause longer; a full buffer taken for a client that left). A \
+                     slow reader is still a reader: wait for room, and stop only when the \
+                     channel is closed",
+                    STALL.as_secs() / TICK.as_secs(),
                     id - 1
                 );
             };

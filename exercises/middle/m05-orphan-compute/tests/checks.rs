@@ -22,10 +22,27 @@ const HANG: &str = "the check never got past waiting on the simulation; is somet
                     runtime's only thread (CPU work outside spawn_blocking), or waiting on a \
                     result that never comes?";
 
-/// After how many priced batches the clients of the hang-up checks leave, one client per count.
-/// A simulation that looks for its client only every few batches stops in time only when the
-/// hang-up happens to fall just before one of its looks; some count here always misses it.
-const HANG_UP_AFTER: std::ops::RangeInclusive<u32> = 1..=8;
+/// After how many priced batches the clients of the hang-up checks leave, one client per count,
+/// during every batch but the first. A simulation that looks for its client only every
+/// few batches stops in time only when the hang-up happens to fall just before one of its
+/// looks; some count here always misses it. And the late counts catch a simulation that stops
+/// looking once its figure is nearly ready: the CPU it burns for nobody is the same.
+const HANG_UP_AFTER: std::ops::Range<u32> = 1..BATCHES;
+
+/// How the client of a hang-up goes away: after an odd count, the server drops the task serving
+/// its connection (a shutdown, a connection limit), and no `serve_connection(..).await` ever
+/// returns; after an even count, the client closes its socket.
+fn server_drops_the_connection(before: u32) -> bool {
+    before % 2 == 1
+}
+
+fn how_it_left(server_dropped_it: bool) -> &'static str {
+    if server_dropped_it {
+        "lost its connection (the server aborted the task serving it)"
+    } else {
+        "hung up"
+    }
+}
 /// Permits handed out after each hang-up: the batch under way may use one, and no other.
 const AFTER: u32 = 3;
 
@@ -138,9 +155,10 @@ struct AfterHangUp {
     simulations: Gauge,
 }
 
-/// A client asks for acme's value at risk and closes its socket `before` batches in (a closed
-/// tab, a load balancer giving up). Once hyper has dropped the handler, the check offers the
-/// simulation three more batches and watches what it does with them.
+/// A client asks for acme's value at risk and goes away `before` batches in: it closes its
+/// socket (a closed tab, a load balancer giving up), or the server aborts the task serving its
+/// connection. Once the handler has been dropped, the check offers the simulation three more
+/// batches and watches what it does with them.
 async fn hang_up_mid_simulation(before: u32) -> (AfterHangUp, Script) {
     let (model, script) = scripted();
     let simulations = Gauge::new();
@@ -156,9 +174,15 @@ async fn hang_up_mid_simulation(before: u32) -> (AfterHangUp, Script) {
         script.priced(),
     );
 
-    drop(client);
-    // hyper reads the end of the stream and ends the connection; its task is over only once the
-    // handler's future has been dropped with it.
+    if server_drops_the_connection(before) {
+        // The client is still there; its connection's task is aborted, which drops the
+        // connection's future, and the handler's with it, without running any more of either.
+        server.task.abort();
+    } else {
+        drop(client);
+    }
+    // Either way the task is over only once the handler's future has been dropped with it:
+    // hyper reads the end of the stream and ends the connection, or the abort takes effect.
     let _ = server.task.await;
 
     script.grant(AFTER);
@@ -184,18 +208,21 @@ fn the_simulation_ends_when_the_client_hangs_up() {
             // ran out, whatever it did next (when it then returns is a race no check judges).
             assert!(
                 after.priced_after < AFTER && after.ended,
-                "a client hung up {before} batch(es) into its simulation, yet the simulation was \
-                 still running {} batches later: hyper dropped the handler and with it the \
+                "a client {} {before} batch(es) into its simulation, yet the simulation was \
+                 still running {} batches later: the handler was dropped and with it the \
                  JoinHandle, but a spawn_blocking closure is not a future: nothing can cancel it \
                  from outside, not even JoinHandle::abort(), and it must look for itself between \
-                 batches, every batch",
+                 batches, every batch to the last, for a signal that the handler's drop sends \
+                 (a connection's end is not one: a dropped connection never reaches it)",
+                how_it_left(server_drops_the_connection(before)),
                 after.priced_after,
             );
             // It has returned: nothing blocks the paused clock now, so the gauge gets a deadline.
             assert!(
                 after.simulations.settles_to(0, DEADLINE).await,
-                "a client hung up {before} batch(es) in and its simulation returned, yet the gauge \
-                 still counts it as in progress"
+                "a client {} {before} batch(es) in and its simulation returned, yet the gauge \
+                 still counts it as in progress",
+                how_it_left(server_drops_the_connection(before)),
             );
         }
     });
@@ -210,22 +237,24 @@ fn no_batch_is_priced_after_the_client_hangs_up() {
             let (after, _script) = hang_up_mid_simulation(before).await;
             assert!(
                 after.priced_after <= 1,
-                "a client hung up {before} batch(es) into its simulation, yet the simulation \
-                 priced {} more batches after hyper had dropped the handler (one, the batch \
-                 already under way, is fine): the CPU is working for nobody, whatever the gauge \
-                 says",
+                "a client {} {before} batch(es) into its simulation, yet the simulation \
+                 priced {} more batches after the handler was dropped (one, the batch already \
+                 under way, is fine): the CPU is working for nobody, whatever the gauge says",
+                how_it_left(server_drops_the_connection(before)),
                 after.priced_after,
             );
             assert!(
                 after.ended,
-                "a client hung up {before} batch(es) in and the simulation priced no more \
-                 batches, but it never returned either: is it waiting for something?"
+                "a client {} {before} batch(es) in and the simulation priced no more \
+                 batches, but it never returned either: is it waiting for something?",
+                how_it_left(server_drops_the_connection(before)),
             );
         }
     });
 }
 
-/// A client that waits gets the result of all the batches.
+/// A client that waits gets the result of all the batches, and gets it again when it asks a
+/// second time on the same keep-alive connection (a dashboard refreshing its figure).
 #[test]
 fn a_client_that_waits_gets_its_figure() {
     check(HANG).paused(|| async {
@@ -235,20 +264,27 @@ fn a_client_that_waits_gets_its_figure() {
         let simulations = Gauge::new();
         let gauge = simulations.clone();
         let (mut conn, _server) = duplex::http1(move |io| serve_connection(io, model, gauge)).await;
-        let response = conn
-            .get("/var?portfolio=acme")
-            .await
-            .expect("the server closed the connection instead of answering");
-        assert_eq!(
-            (response.status.as_u16(), response.text().as_str()),
-            (200, "portfolio=acme var99=19004\n"),
-            "a client that stays connected must get the figure of all {BATCHES} batches: stop \
-             the simulation only when the client is gone, not on the normal path"
-        );
-        assert!(
-            simulations.settles_to(0, DEADLINE).await,
-            "the figure was sent, yet its simulation is still counted as in progress"
-        );
+        for (request, what) in [
+            (1, "its figure"),
+            (2, "a second figure on the same connection"),
+        ] {
+            let response = conn
+                .get("/var?portfolio=acme")
+                .await
+                .expect("the server closed the connection instead of answering");
+            assert_eq!(
+                (response.status.as_u16(), response.text().as_str()),
+                (200, "portfolio=acme var99=19004\n"),
+                "a client that stays connected must get the figure of all {BATCHES} batches \
+                 (request {request} on its connection: {what}): stop a simulation only when \
+                 the request that started it is gone, not on the normal path, and not when \
+                 an earlier request on the same connection has ended"
+            );
+            assert!(
+                simulations.settles_to(0, DEADLINE).await,
+                "the figure was sent, yet its simulation is still counted as in progress"
+            );
+        }
     });
 }
 
@@ -276,7 +312,8 @@ fn batches_run_off_the_threads_that_serve_connections() {
     });
 }
 
-/// Two clients; one leaves mid-simulation. The other's simulation must run to the end.
+/// Two traders ask for the same portfolio's figure at once, on two connections; the second
+/// leaves mid-simulation. The first one's simulation must run to the end.
 #[test]
 fn one_client_leaving_does_not_cancel_another() {
     check(HANG).paused(|| async {
@@ -290,15 +327,21 @@ fn one_client_leaving_does_not_cancel_another() {
         let (mut leaving, server_b) =
             duplex::raw(move |io| serve_connection(io, leaving_model, gauge));
 
-        let staying = tokio::spawn(async move { staying.get("/var?portfolio=globex").await });
-        leaving.write_all(VAR_REQUEST).await.unwrap();
+        // The staying trader asks first, and its simulation is under way before the other
+        // request arrives: the second request for acme must not take the first one's place.
+        let staying = tokio::spawn(async move { staying.get("/var?portfolio=acme").await });
         staying_script.grant(1);
+        assert!(
+            staying_script.until(DEADLINE, |s| s.priced() >= 1).await,
+            "a client asked for a figure, but its simulation did not price a first batch: is \
+             every simulation cancelled before it starts?"
+        );
+        leaving.write_all(VAR_REQUEST).await.unwrap();
         leaving_script.grant(1);
         assert!(
-            staying_script.until(DEADLINE, |s| s.priced() >= 1).await
-                && leaving_script.until(DEADLINE, |s| s.priced() >= 1).await,
-            "two clients asked for a figure, but their simulations did not both price a first \
-             batch: is every simulation cancelled before it starts?"
+            leaving_script.until(DEADLINE, |s| s.priced() >= 1).await,
+            "a second client asked for the same portfolio's figure, but its simulation did not \
+             price a first batch: is every simulation cancelled before it starts?"
         );
         drop(leaving);
         let _ = server_b.task.await;
@@ -311,8 +354,11 @@ fn one_client_leaving_does_not_cancel_another() {
             .expect("the client that stayed lost its connection when the other one left");
         assert_eq!(
             (response.status.as_u16(), response.text().as_str()),
-            (200, "portfolio=globex var99=19006\n"),
-            "one client hanging up must stop only its own simulation, not everyone's"
+            (200, "portfolio=acme var99=19004\n"),
+            "two traders asked for acme's figure at once and one hung up: the one that stayed \
+             must get its figure. Cancellation belongs to the request that started a \
+             simulation: not to a switch the whole server shares, and not to the portfolio \
+             (a second request for it is another trader, not a reload)"
         );
     });
 }
