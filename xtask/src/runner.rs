@@ -162,7 +162,8 @@ impl<'a> Place<'a> {
         }
     }
 
-    fn cargo(&self) -> Command {
+    /// A `cargo` command that works in this place's workspace and target directory.
+    pub fn cargo(&self) -> Command {
         let mut command = Command::new(cargo());
         command.current_dir(self.workspace).stdin(Stdio::null());
         if let Some(dir) = self.target_dir {

@@ -68,6 +68,31 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
         target_dir: Some(&target),
     };
     let variant_rounds = variant_rounds(options.repeat);
+
+    // One cargo for every crate's checks, before the rounds: cargo then builds them in
+    // parallel, where the rounds below build one crate at a time (each holds the target
+    // directory's lock). Each unit's own build is then a no-op. Crates that do not compile
+    // (compile-fail lessons, half-fixes caught by the build) are expected; their verdicts
+    // come from the rounds, so this build's outcome is ignored.
+    section("building the checks of every exercise, solution and variant");
+    let t = Instant::now();
+    let mut packages = Vec::new();
+    for exercise in &exercises {
+        packages.push(exercise.package());
+        packages.push(exercise.solution_package());
+    }
+    prebuild(&Place::workshop(&workshop.root), &packages);
+    let variant_packages: Vec<String> = built
+        .iter()
+        .flat_map(|(_, variants)| variants.iter().map(|v| v.package.clone()))
+        .collect();
+    prebuild(&variant_place, &variant_packages);
+    println!(
+        "  {} crates built ({:.1} s)",
+        packages.len() + variant_packages.len(),
+        t.elapsed().as_secs_f64()
+    );
+
     for round in 1..=options.repeat {
         section(&format!("exercises, round {round} of {}", options.repeat));
         for exercise in &exercises {
@@ -231,6 +256,31 @@ fn in_parallel<T: Sync, R: Send>(
             done(&units[i], result);
         }
     });
+}
+
+/// Builds the `checks` test target of `packages` in one cargo invocation, going on past the
+/// crates that do not compile (`--no-fail-fast`). Only an optimisation: nothing is judged from it.
+fn prebuild(place: &Place, packages: &[String]) {
+    if packages.is_empty() {
+        return;
+    }
+    let mut args = vec![
+        "test",
+        "--no-run",
+        "--no-fail-fast",
+        "-q",
+        "--test",
+        "checks",
+    ];
+    for package in packages {
+        args.extend(["-p", package.as_str()]);
+    }
+    let _ = place
+        .cargo()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Variants run half as many rounds as the exercises, rounded up, and never fewer than one.
