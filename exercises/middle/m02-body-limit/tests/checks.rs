@@ -12,10 +12,16 @@ mod common;
 use std::time::Duration;
 
 use harness::duplex;
+use harness::heap;
 use harness::server::TestServer;
 use harness::watchdog::check;
 use m02_body_limit::{Store, serve, serve_connection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+// Counts the heap per thread, for what a server holds for an upload that announced 1 GiB; the
+// other checks do not look at it.
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 const HANG: &str = "the upload was never answered; is the handler still waiting for a body that \
                     is not coming, or did the connection task stop?";
@@ -26,6 +32,10 @@ const LIMIT: usize = 1024 * 1024;
 const OVERSIZED: usize = 2 * LIMIT;
 /// Half the limit: an ordinary scan.
 const ORDINARY: usize = LIMIT / 2;
+/// Three quarters of the limit: a big scan, still within it.
+const BIG: usize = 3 * LIMIT / 4;
+/// What a lying client announces: 1 GiB, a thousand times the limit.
+const ABSURD: usize = 1024 * LIMIT;
 /// The chunk size of a streamed (chunked) upload.
 const CHUNK: usize = 64 * 1024;
 /// A flood: eight times the limit, streamed as fast as the server reads it.
@@ -83,6 +93,21 @@ fn upload_in_pieces(size: usize, framing: Framing) -> Vec<Vec<u8>> {
             pieces
         }
     }
+}
+
+/// `wire` with the first `from` replaced by `to`: another spelling of one header line.
+fn respell(wire: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let at = wire
+        .windows(from.len())
+        .position(|window| window == from.as_bytes())
+        .expect("the upload has the header line to respell");
+    [&wire[..at], to.as_bytes(), &wire[at + from.len()..]].concat()
+}
+
+/// The same upload without `connection: close`: the client means to send another one on the
+/// same connection, as the scanners' HTTP library does.
+fn keep_alive(wire: &[u8]) -> Vec<u8> {
+    respell(wire, "connection: close\r\n", "")
 }
 
 /// Writes `wire` on its own task, so that a server which answers before reading everything
@@ -193,13 +218,34 @@ fn oversized_upload_with_content_length_is_refused() {
     });
 }
 
-/// The mobile app streams 2 MiB chunked, with no `content-length` to look at: refused with 413.
+/// The mobile app streams 2 MiB chunked, with no `content-length` to look at: refused with 413,
+/// however the client spells `transfer-encoding: chunked` (header values of HTTP are
+/// case-insensitive, and hyper reads `Chunked` as chunked).
 #[test]
 fn oversized_chunked_upload_is_refused() {
     check(HANG).real(|| async {
         let server = start().await;
-        let answer = upload_to(&server, OVERSIZED, Framing::Chunked { finished: true }).await;
-        assert_refused(&answer, "a chunked upload (no `content-length`)");
+        let wire = upload(OVERSIZED, Framing::Chunked { finished: true });
+        let spelled = respell(
+            &wire,
+            "transfer-encoding: chunked",
+            "Transfer-Encoding: Chunked",
+        );
+        for (wire, what) in [
+            (wire, "a chunked upload (no `content-length`)"),
+            (
+                spelled,
+                "a chunked upload sent as `Transfer-Encoding: Chunked` (HTTP header values are \
+                 case-insensitive: a limit applied only when the value is exactly \"chunked\" \
+                 lets this one through)",
+            ),
+        ] {
+            let stream = tokio::net::TcpStream::connect(server.addr())
+                .await
+                .expect("connecting to the test server");
+            let answer = exchange(stream, wire).await;
+            assert_refused(&answer, what);
+        }
     });
 }
 
@@ -222,33 +268,73 @@ fn uploads_within_the_limit_are_stored() {
     });
 }
 
-/// A chunked upload that passes the limit and then pauses, its end not sent yet: the server
-/// must refuse it as soon as the limit is crossed, without waiting for the rest. On the paused
+/// Two uploads that pass the limit and then pause, their end not sent yet: the server must
+/// refuse each as soon as the limit is crossed, without waiting for the rest. On the paused
 /// clock a minute of silence costs nothing, and is far longer than a refusal needs.
+///
+/// The chunked one crosses the limit by one byte, in a last chunk of its own: a server that
+/// checks the count only before asking for the next frame is waiting for a frame that is not
+/// coming. The announced one claims 1 GiB and pauses after 512 KiB: what the server holds for
+/// it then must be about what arrived, not what was announced.
 #[test]
 fn oversized_upload_is_refused_while_still_arriving() {
     check(HANG).paused(|| async {
         let (client, _server) = duplex::raw(|io| serve_connection(io, Store::default()));
-        let just_over = LIMIT + CHUNK;
         let answer = tokio::time::timeout(
             Duration::from_secs(60),
             exchange(
                 client,
-                upload(just_over, Framing::Chunked { finished: false }),
+                upload(LIMIT + 1, Framing::Chunked { finished: false }),
             ),
         )
         .await
         .unwrap_or_else(|_| {
             panic!(
-                "a chunked upload sent 1 MiB + 64 KiB, past the 1 MiB limit, and paused; a \
-                 minute later the server had still not answered. It is still reading, and \
-                 buffering, the body: a limit checked once the body is complete comes too \
-                 late, since a client can keep sending for as long as it likes"
+                "a chunked upload sent 1 MiB and one byte, the last byte in a chunk of its own, \
+                 and paused; a minute later the server had still not answered. Either the limit \
+                 is checked once the body is complete, which comes too late since a client can \
+                 keep sending for as long as it likes, or it is checked when the next chunk \
+                 arrives instead of as soon as a chunk is added: the byte that crossed the \
+                 limit has arrived, and the check waits for a chunk that is not coming"
             )
         });
         assert_eq!(
             answer.status, 413,
             "an upload past the 1 MiB limit must be refused with 413 Payload Too Large; the \
+             server answered {} {:?}",
+            answer.status, answer.body
+        );
+
+        let mut pieces = upload_in_pieces(OVERSIZED, Framing::ContentLength);
+        pieces[0] = respell(
+            &pieces[0],
+            &format!("content-length: {OVERSIZED}"),
+            &format!("content-length: {ABSURD}"),
+        );
+        let rest = pieces[1].split_off(ORDINARY);
+        pieces.push(rest);
+        let (client, _server) = duplex::raw(|io| serve_connection(io, Store::default()));
+        let before = heap::live_on_this_thread();
+        // The head at once, 512 KiB a virtual second later, the rest (1.5 MiB more, never the
+        // 1 GiB announced) a second after that.
+        let upload = tokio::spawn(exchange_paced(client, pieces, Duration::from_secs(1)));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let held = heap::live_on_this_thread() - before;
+        assert!(
+            held <= 4 * LIMIT as i64,
+            "an upload announced `content-length: {ABSURD}` (1 GiB) and had sent 512 KiB of it; \
+             the server was holding {held} bytes for it. Reserving the announced size up front \
+             trusts the client: a `content-length` costs it one header line, and one of 1 TiB \
+             makes the allocation fail and the whole server process abort. Refuse an \
+             announced size over the limit, or let the buffer grow with what arrives"
+        );
+        let answer = tokio::time::timeout(Duration::from_secs(60), upload)
+            .await
+            .expect("an upload that announced 1 GiB was not answered in a virtual minute")
+            .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+        assert_eq!(
+            answer.status, 413,
+            "an upload announcing 1 GiB with `content-length` must be refused with 413; the \
              server answered {} {:?}",
             answer.status, answer.body
         );
@@ -266,22 +352,47 @@ async fn upload_in_memory(size: usize, framing: Framing) -> Answer {
     .expect("an upload over an in-memory connection was not answered in a virtual minute")
 }
 
-/// The API reference says "up to 1 MiB": exactly 1,048,576 bytes are stored, announced or
-/// streamed, and one byte more is refused.
+/// The API reference says "up to 1 MiB": exactly 1,048,576 bytes are stored, announced and
+/// then streamed, one after the other on one keep-alive connection (the limit is per upload),
+/// and one byte more is refused.
 #[test]
 fn limit_is_exactly_one_mib() {
     check(HANG).paused(|| async {
+        let (client, _server) = duplex::raw(|io| serve_connection(io, Store::default()));
+        let (mut reader, mut writer) = tokio::io::split(client);
         for (framing, what) in [
             (Framing::ContentLength, "with `content-length`"),
-            (Framing::Chunked { finished: true }, "chunked"),
+            (
+                Framing::Chunked { finished: true },
+                "chunked, sent after a first upload of 1 MiB on the same keep-alive connection,",
+            ),
         ] {
-            let answer = upload_in_memory(LIMIT, framing).await;
+            let wire = keep_alive(&upload(LIMIT, framing));
+            // Written alongside the read: a server that refuses the upload need not read it all.
+            let send = async {
+                let _ = writer.write_all(&wire).await;
+                std::future::pending::<()>().await
+            };
+            let answer = tokio::time::timeout(Duration::from_secs(60), async {
+                tokio::select! {
+                    answer = read_response(&mut reader) => answer,
+                    () = send => unreachable!("the send never ends"),
+                }
+            })
+            .await
+            .expect("an upload of exactly 1 MiB was not answered in a virtual minute");
             assert_eq!(
                 (answer.status, answer.body.as_str()),
                 (200, format!("stored {LIMIT} bytes\n").as_str()),
                 "an upload of exactly 1 MiB (1,048,576 bytes) {what} is within the API \
-                 reference's \"up to 1 MiB\" and must be stored whole"
+                 reference's \"up to 1 MiB\" and must be stored whole: the limit is on each \
+                 upload, not on what a connection has sent so far"
             );
+        }
+        for (framing, what) in [
+            (Framing::ContentLength, "with `content-length`"),
+            (Framing::Chunked { finished: true }, "chunked"),
+        ] {
             let answer = upload_in_memory(LIMIT + 1, framing).await;
             assert_eq!(
                 answer.status, 413,
@@ -293,64 +404,80 @@ fn limit_is_exactly_one_mib() {
     });
 }
 
-/// A chunked upload of 8 MiB, streamed as fast as the server reads: the server must answer 413
-/// having read little more than the 1 MiB limit, and must not read any more of it afterwards.
-/// The server's end of the in-memory pipe counts every byte read from it.
+/// An upload of 8 MiB, announced and then streamed, sent as fast as the server reads: the
+/// server must answer 413 having read little more than the 1 MiB limit, and must not read any
+/// more of it afterwards. The server's end of the in-memory pipe counts every byte read from it.
 #[test]
 fn oversized_upload_is_not_read_past_the_limit() {
     check(HANG).paused(|| async {
-        let (client, server_end, read) = common::counting_pipe();
-        tokio::spawn(serve_connection(server_end, Store::default()));
-        let wire = upload(FLOOD, Framing::Chunked { finished: true });
-        let answer = tokio::time::timeout(Duration::from_secs(60), exchange(client, wire))
-            .await
-            .expect("an 8 MiB chunked upload was not answered in a virtual minute");
-        assert_eq!(
-            answer.status, 413,
-            "an 8 MiB chunked upload must be refused with 413; the server answered {} {:?}",
-            answer.status, answer.body
-        );
-        let when_refused = read.get();
-        assert!(
-            when_refused <= LIMIT + READ_AHEAD,
-            "by the time its 413 arrived, the server had read {when_refused} bytes of an 8 MiB \
-             upload, more than the 1 MiB limit and the {READ_AHEAD} bytes hyper may read ahead: \
-             it read the body (to its end, or until a timer fired) before checking the limit. \
-             A limit must stop the reading, not judge it afterwards"
-        );
-        // The client is still offering the rest: a virtual minute for the server to take it.
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let a_minute_later = read.get();
-        assert!(
-            a_minute_later <= LIMIT + READ_AHEAD,
-            "the server answered 413 having read {when_refused} bytes, then went on reading: a \
-             minute later it had read {a_minute_later} bytes of the 8 MiB upload. Reading the \
-             rest after refusing (in the handler or a spawned task, \"so the client's write \
-             completes\") is an unbounded read all the same; drop the body and let hyper close \
-             the connection"
-        );
+        for (framing, what) in [
+            (Framing::ContentLength, "announced with `content-length`"),
+            (Framing::Chunked { finished: true }, "chunked"),
+        ] {
+            let (client, server_end, read) = common::counting_pipe();
+            tokio::spawn(serve_connection(server_end, Store::default()));
+            let wire = upload(FLOOD, framing);
+            let answer = tokio::time::timeout(Duration::from_secs(60), exchange(client, wire))
+                .await
+                .expect("an 8 MiB upload was not answered in a virtual minute");
+            assert_eq!(
+                answer.status, 413,
+                "an 8 MiB upload {what} must be refused with 413; the server answered {} {:?}",
+                answer.status, answer.body
+            );
+            let when_refused = read.get();
+            assert!(
+                when_refused <= LIMIT + READ_AHEAD,
+                "by the time its 413 arrived, the server had read {when_refused} bytes of an \
+                 8 MiB upload {what}, more than the 1 MiB limit and the {READ_AHEAD} bytes hyper \
+                 may read ahead: it read the body (to its end, or until a timer fired) before \
+                 checking the limit. A limit must stop the reading, not judge it afterwards"
+            );
+            // The client is still offering the rest: a virtual minute for the server to take it.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let a_minute_later = read.get();
+            assert!(
+                a_minute_later <= LIMIT + READ_AHEAD,
+                "the server answered 413 to an 8 MiB upload {what} having read {when_refused} \
+                 bytes, then went on reading: a minute later it had read {a_minute_later} \
+                 bytes of it. Reading the rest after refusing (in the handler or a spawned \
+                 task, \"so the client's write completes\", announced uploads included) is an \
+                 unbounded read all the same; drop the body and let hyper close the connection"
+            );
+        }
     });
 }
 
-/// A slow but legitimate upload: 512 KiB chunked, its eight chunks a virtual second apart, as
-/// the mobile app sends on a poor connection. It is within the limit and must be stored.
+/// Two slow but legitimate uploads at once: two phones on a poor connection each send 768 KiB
+/// chunked, their twelve chunks a virtual second apart, on connections of their own. On the
+/// paused clock both have sent their first chunks before either sends its next, so both are in
+/// flight together, 1.5 MiB between them. Each is within the limit and must be stored.
 #[test]
 fn slow_upload_within_the_limit_is_stored() {
     check(HANG).paused(|| async {
-        let (client, _server) = duplex::raw(|io| serve_connection(io, Store::default()));
-        let pieces = upload_in_pieces(ORDINARY, Framing::Chunked { finished: true });
-        let answer = tokio::time::timeout(
-            Duration::from_secs(60),
-            exchange_paced(client, pieces, Duration::from_secs(1)),
-        )
+        let store = Store::default();
+        let phone = || {
+            let store = store.clone();
+            let (client, _server) = duplex::raw(move |io| serve_connection(io, store));
+            let pieces = upload_in_pieces(BIG, Framing::Chunked { finished: true });
+            exchange_paced(client, pieces, Duration::from_secs(1))
+        };
+        let (first, second) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(phone(), phone())
+        })
         .await
-        .expect("a slow 512 KiB upload was not answered in a virtual minute");
-        assert_eq!(
-            (answer.status, answer.body.as_str()),
-            (200, format!("stored {ORDINARY} bytes\n").as_str()),
-            "a 512 KiB chunked upload arriving over nine seconds is within the 1 MiB limit and \
-             must be stored: a limit is on bytes, not on time, and a deadline on the upload \
-             refuses the slow phones while a fast client still sends as much as it likes"
-        );
+        .expect("two slow 768 KiB uploads were not answered in a virtual minute");
+        for answer in [first, second] {
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (200, format!("stored {BIG} bytes\n").as_str()),
+                "two 768 KiB chunked uploads, each arriving over twelve seconds on a connection \
+                 of its own, at the same time, are each within the 1 MiB limit and must both be \
+                 stored. The limit is on bytes, not on time: a deadline on the upload refuses \
+                 the slow phones while a fast client still sends as much as it likes. And it is \
+                 on each upload: a budget shared by every upload in flight refuses honest \
+                 clients whenever two overlap"
+            );
+        }
     });
 }

@@ -35,6 +35,11 @@ const ORDINARY: usize = 1024;
 const LIMIT: usize = 16 * 1024;
 /// The pen-tester's script writes its endless head in pieces this small.
 const PIECE: usize = 1024;
+/// A TCP segment's payload on a path with the smallest MSS IPv4 hosts must accept (536 bytes):
+/// how a head can reach the server, however the client wrote it.
+const SEGMENT: usize = 536;
+/// How many ordinary requests a browser sends on one keep-alive connection in the checks.
+const REQUESTS: usize = 20;
 /// How far past the limit a server may have read when it refuses a head: one read of hyper's
 /// initial read buffer.
 const READ_AHEAD: usize = 8 * 1024;
@@ -88,18 +93,28 @@ where
 
 /// Reads until one whole response has arrived (head, then `content-length` bytes of body).
 async fn read_response(reader: &mut (impl AsyncRead + Unpin)) -> TestResponse {
+    match read_response_or_close(reader).await {
+        Ok(response) => response,
+        Err(received) => panic!(
+            "the server closed the connection without a whole response; a refused head must \
+             be answered with 431 first. It sent {:?}",
+            String::from_utf8_lossy(&received)
+        ),
+    }
+}
+
+/// One whole response, or what arrived before the server closed the connection.
+async fn read_response_or_close(
+    reader: &mut (impl AsyncRead + Unpin),
+) -> Result<TestResponse, Vec<u8>> {
     let mut received = Vec::new();
     let mut buf = [0; 8192];
     loop {
         if let Some(response) = parse(&received) {
-            return response;
+            return Ok(response);
         }
         match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => panic!(
-                "the server closed the connection without a whole response; a refused head \
-                 must be answered with 431 first. It sent {:?}",
-                String::from_utf8_lossy(&received)
-            ),
+            Ok(0) | Err(_) => return Err(received),
             Ok(n) => received.extend_from_slice(&buf[..n]),
         }
     }
@@ -221,7 +236,9 @@ fn oversized_head_is_refused_while_still_arriving() {
                  before the end of the head; a minute later the server had not answered. It \
                  is still buffering the head, waiting for its end: a limit checked in the \
                  handler, or one on the number of headers, comes too late or counts the wrong \
-                 thing"
+                 thing; and a byte bound set on the builder above the contract (24 KiB - 1 \
+                 bytes, say) is never reached by the 24,574 bytes sent. The contract's bound \
+                 is 16 KiB"
             )
         };
         assert_refused(&response, "a request head still arriving");
@@ -258,43 +275,114 @@ fn refused_head_transcript() {
     });
 }
 
-/// A head of exactly 16 KiB (16,384 bytes, request line included), the largest the edge
-/// contract allows, is served.
+/// `head` cut into pieces of `size` bytes, the last one shorter.
+fn in_pieces(head: &[u8], size: usize) -> Vec<Vec<u8>> {
+    head.chunks(size).map(<[u8]>::to_vec).collect()
+}
+
+/// The edge contract's boundary: a head of exactly 16 KiB (16,384 bytes, request line
+/// included) is served, written at once or arriving in 536-byte segments; one of 16 KiB and one
+/// byte is refused. hyper compares what it has buffered with its limits between reads, so the
+/// one-byte-over head arrives as 16 pieces of 1 KiB and then its last byte: after the 16th
+/// piece the server holds 16 KiB of a head that is not finished.
 #[test]
-fn head_of_exactly_16_kib_is_served() {
+fn head_limit_is_exactly_16_kib() {
     check(HANG).paused(|| async {
+        let gap = Duration::from_millis(10);
+        for (pieces, what) in [
+            (vec![head(LIMIT, true)], "written at once"),
+            (
+                in_pieces(&head(LIMIT, true), SEGMENT),
+                "arriving in 536-byte segments",
+            ),
+        ] {
+            let (client, _server) = duplex::raw(serve_connection);
+            let (response, _reader) =
+                tokio::time::timeout(Duration::from_secs(60), exchange_paced(client, pieces, gap))
+                    .await
+                    .expect("a 16 KiB head was not answered in a virtual minute");
+            assert_eq!(
+                (response.status, response.text().as_str()),
+                (StatusCode::OK, "profile of ada (2 cookies)\n"),
+                "a request head of exactly 16 KiB (16,384 bytes) {what} is within the edge \
+                 contract's \"up to 16 KiB\" and must be served; a limit of 16,000 bytes is \
+                 16 kB, not 16 KiB (a head written at once may be read past it in one read, \
+                 and one arriving in small segments is not)"
+            );
+        }
         let (client, _server) = duplex::raw(serve_connection);
-        let (response, _reader) =
-            tokio::time::timeout(Duration::from_secs(60), exchange(client, head(LIMIT, true)))
-                .await
-                .expect("a 16 KiB head was not answered in a virtual minute");
+        let (response, _reader) = tokio::time::timeout(
+            Duration::from_secs(60),
+            exchange_paced(client, in_pieces(&head(LIMIT + 1, true), PIECE), gap),
+        )
+        .await
+        .expect("a head of 16 KiB and one byte was not answered in a virtual minute");
         assert_eq!(
-            (response.status, response.text().as_str()),
-            (StatusCode::OK, "profile of ada (2 cookies)\n"),
-            "a request head of exactly 16 KiB (16,384 bytes) is within the edge contract's \
-             \"up to 16 KiB\" and must be served; a limit of 16,000 bytes is 16 kB, not 16 KiB"
+            response.status,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "a request head of 16 KiB and one byte (16,385 bytes), arriving 1 KiB at a time, is \
+             over the edge contract and must be refused with 431; the server answered {} \
+             {:?}. A byte bound above 16 KiB (\"room for the request line\", 20 KiB, 24 KiB \
+             and a little less) serves it: the contract counts the whole head, request line \
+             included, and 16 * 1024 is that bound in hyper's terms",
+            response.status,
+            response.text()
         );
     });
 }
 
-/// A browser's ordinary 1 KiB request, then, on the same keep-alive connection, 24 KiB of a
-/// second head that does not end: the limit holds for every head of a connection, not just
-/// the first.
+/// A browser's ordinary 1 KiB requests, twenty of them, then, on the same keep-alive
+/// connection, 24 KiB of a head that does not end: the limit holds for every head of a
+/// connection, not just the first, and it is a limit on each head, not on the connection.
 #[test]
 fn oversized_head_on_a_reused_connection_is_refused() {
     check(HANG).paused(|| async {
         let (client, mut server) = duplex::raw(serve_connection);
         let (mut reader, mut writer) = tokio::io::split(client);
-        writer
-            .write_all(&head(ORDINARY, true))
-            .await
-            .expect("sending the first request");
-        let first = read_response(&mut reader).await;
-        assert_eq!(
-            first.status,
-            StatusCode::OK,
-            "an ordinary 1 KiB request head must be served"
-        );
+        for n in 1..=REQUESTS {
+            let sent = writer.write_all(&head(ORDINARY, true)).await;
+            let response = match sent {
+                Ok(()) => tokio::time::timeout(
+                    Duration::from_secs(60),
+                    read_response_or_close(&mut reader),
+                )
+                .await
+                .expect("an ordinary 1 KiB request was not answered in a virtual minute"),
+                Err(_) => Err(Vec::new()),
+            };
+            let served = n - 1;
+            let Ok(response) = response else {
+                panic!(
+                    "the server closed the connection after {served} ordinary request(s) on it, \
+                     without answering request {n}: keep-alive is off (`keep_alive(false)`), or \
+                     something else closes the connection early. That is not a head limit: it \
+                     costs every browser a new connection per request, and this check cannot \
+                     send its oversized head on a reused connection. Keep the connection, and \
+                     bound each head"
+                )
+            };
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "ordinary request {n} of {REQUESTS} on one keep-alive connection, a 1 KiB head \
+                 within the 16 KiB contract, got {} {:?}. A limit on the bytes a connection has \
+                 sent so far (a guard on the socket that counts every byte read) refuses a \
+                 browser after sixteen ordinary requests; the limit is on each head",
+                response.status,
+                response.text()
+            );
+            let closing = response
+                .headers
+                .get("connection")
+                .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
+            assert!(
+                !closing,
+                "the server answered ordinary request {n} with `connection: close`: keep-alive \
+                 is off (`keep_alive(false)`). That is not a head limit: it costs every browser \
+                 a new connection per request, and leaves no reused connection to bound. Keep \
+                 the connection, and bound each head"
+            );
+        }
         tokio::spawn(async move {
             let _ = writer.write_all(&head(OVERSIZED, false)).await;
             std::future::pending::<()>().await;
@@ -303,14 +391,15 @@ fn oversized_head_on_a_reused_connection_is_refused() {
             .await
             .unwrap_or_else(|_| {
                 panic!(
-                    "after serving a first request, the server got 24 KiB of a second head on \
-                     the same connection, over the 16 KiB limit and not finished, and a minute \
-                     later had not answered: it is buffering the second head without a limit. \
+                    "after serving {REQUESTS} ordinary requests, the server got 24 KiB of another \
+                     head on the same connection, over the 16 KiB limit and not finished, and a \
+                     minute later had not answered: it is buffering that head without a limit (or \
+                     with one above the 24,574 bytes sent; the contract's is 16 KiB). \
                      A limit checked on the first head only (reading it by hand before handing \
                      the connection to hyper) is no limit for a browser's keep-alive connection"
                 )
             });
-        assert_refused(&second, "a second request head on a reused connection");
+        assert_refused(&second, "a request head on a reused connection");
         assert!(
             tokio::time::timeout(Duration::from_secs(60), &mut server.task)
                 .await
