@@ -2,4 +2,7 @@
 //!
 //! The standard library's, always: the server runs on them, so the checks should too.
 
-pub use std::sync::{Arc, Mutex, atomic};
+pub use std::{
+    hint,
+    sync::{Arc, Mutex, atomic},
+};
