@@ -4,11 +4,13 @@
 //! checks deterministic live here once instead of in forty test files:
 //!
 //! - [`server`]: a real hyper server on `127.0.0.1:0`, and a real HTTP/1 client connection to it.
-//! - [`duplex`]: a service driven over an in-memory connection, for checks on the paused clock.
+//! - [`duplex`]: a service driven over an in-memory connection, for checks on the paused clock;
+//!   [`counting`]: the same pipe with a count of the bytes the server read.
 //! - [`leak`]: a gauge of live resources built from drop guards, to catch work that outlives
 //!   its request.
 //! - [`transcript`]: an HTTP transcript with nothing in it that varies between runs, for insta.
 //! - [`watchdog`]: turns a hang into a failure that says what the hang means for the lesson.
+//! - [`loom_shim`]: finds synchronisation a loom model cannot see beside an exercise's shim.
 //!
 //! A typical check:
 //!
@@ -27,9 +29,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod counting;
 pub mod duplex;
 pub mod heap;
 pub mod leak;
+pub mod loom_shim;
 pub mod response;
 pub mod server;
 pub mod transcript;

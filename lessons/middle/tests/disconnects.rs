@@ -25,10 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-mod support {
-    pub mod disconnects;
-}
-use support::disconnects::{CountingIo, pipe};
+use harness::counting::{CountingIo, pipe};
 
 #[allow(dead_code)] // the example's `main` is not used here
 #[path = "../examples/disconnects_upload.rs"]

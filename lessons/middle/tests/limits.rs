@@ -20,10 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-mod support {
-    pub mod disconnects;
-}
-use support::disconnects::{BytesRead, pipe};
+use harness::counting::{BytesRead, pipe};
 
 #[allow(dead_code)] // the example's `main` is not used here
 #[path = "../examples/limits_server.rs"]
@@ -204,7 +201,7 @@ fn an_unbounded_drain_reads_everything_the_client_cares_to_send() {
 /// Serves one connection through the auto builder with `max_buf_size` (if any), answering
 /// every request with a body of `chunks` chunks of 8 KiB, and counts the chunks hyper pulls.
 fn serve_big_response(
-    server: support::disconnects::CountingIo,
+    server: harness::counting::CountingIo,
     max_buf_size: Option<usize>,
     pulled: Arc<AtomicUsize>,
 ) {

@@ -9,10 +9,10 @@
 //! loom explores only the operations it can see: those on its own types. The last check makes
 //! sure the cache is still built from them, or the models would pass whatever `put` does.
 
-use std::fs;
 use std::path::Path;
 
 use bytes::Bytes;
+use harness::loom_shim::sync_outside_the_shim;
 use harness::watchdog::check;
 use j05_shared_map::cache::Cache;
 use j05_shared_map::sync::Arc;
@@ -100,7 +100,7 @@ fn journal_replays_to_the_cache() {
 /// (they panic there), every method of the cache, tried on a plain thread, must fail.
 #[test]
 fn loom_can_see_the_cache() {
-    let unseen = sync_types_loom_cannot_see();
+    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")));
     assert!(
         unseen.is_empty(),
         "the cache uses synchronisation that is not the shim's:\n  {}\nloom switches threads \
@@ -134,91 +134,6 @@ fn loom_can_see_the_cache() {
             );
         });
     });
-}
-
-/// Paths that name synchronisation loom cannot see.
-const UNSEEN: &[&str] = &[
-    "std::sync",
-    "core::sync",
-    "std::hint",
-    "core::hint",
-    "parking_lot",
-    "spin::",
-];
-
-/// What `std::sync` may still name outside the shim, because none of it synchronises: `Arc`
-/// only shares ownership (`src/sync.rs` exports `std`'s), and loom's locks return the standard
-/// library's lock errors.
-const NOT_SYNCHRONISATION: &[&str] = &[
-    "Arc",
-    "LockResult",
-    "PoisonError",
-    "TryLockError",
-    "TryLockResult",
-];
-
-/// Every line of `src/` outside `src/sync.rs` that names a synchronisation type loom cannot see
-/// (comments aside), as `file:line: code`.
-fn sync_types_loom_cannot_see() -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![src.clone()];
-    let mut found = Vec::new();
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            files.extend(
-                fs::read_dir(&path)
-                    .unwrap()
-                    .map(|entry| entry.unwrap().path()),
-            );
-            continue;
-        }
-        let name = path.strip_prefix(&src).unwrap().display().to_string();
-        if name == "sync.rs" || path.extension().is_none_or(|ext| ext != "rs") {
-            continue;
-        }
-        let text = fs::read_to_string(&path).unwrap();
-        for (number, line) in text.lines().enumerate() {
-            if names_unseen(line.split("//").next().unwrap_or_default()) {
-                found.push(format!("src/{name}:{}: {}", number + 1, line.trim()));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-/// Whether a line of code names one of `UNSEEN` (`std::{sync::..}` included).
-fn names_unseen(code: &str) -> bool {
-    let named = UNSEEN.iter().any(|unseen| {
-        code.match_indices(unseen).any(|(at, _)| {
-            *unseen != "std::sync" || !only_not_synchronisation(&code[at + unseen.len()..])
-        })
-    });
-    named || (code.contains("std::{") && (code.contains("sync") || code.contains("hint")))
-}
-
-/// Whether what follows a `std::sync` names only items of `NOT_SYNCHRONISATION`, as in
-/// `::Arc`, `::PoisonError::into_inner` or `::{Arc, PoisonError}`.
-fn only_not_synchronisation(rest: &str) -> bool {
-    let Some(rest) = rest.strip_prefix("::") else {
-        return false;
-    };
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
-    let items: Vec<&str> = match rest.strip_prefix('{') {
-        Some(group) => match group.split_once('}') {
-            Some((inside, _)) => inside.split(',').map(str::trim).collect(),
-            None => return false,
-        },
-        None => vec![
-            rest.split(|c: char| !is_ident(c))
-                .next()
-                .unwrap_or_default(),
-        ],
-    };
-    items
-        .iter()
-        .filter(|item| !item.is_empty())
-        .all(|item| NOT_SYNCHRONISATION.contains(item))
 }
 
 /// Whether `step` runs to the end on a plain `std` thread, outside loom's control.

@@ -8,9 +8,9 @@
 //! loom explores only the operations it can see: those on its own types. The last check makes
 //! sure the counter is still built from them, or the models would pass whatever `take` does.
 
-use std::fs;
 use std::path::Path;
 
+use harness::loom_shim::sync_outside_the_shim;
 use harness::watchdog::check;
 use j07_ticket::sync::Arc;
 use j07_ticket::ticket::Dispenser;
@@ -82,7 +82,7 @@ fn three_customers_get_one_two_three() {
 /// (they panic there), every step of the counter, tried on a plain thread, must fail.
 #[test]
 fn loom_can_see_the_counter() {
-    let unseen = sync_types_loom_cannot_see();
+    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")));
     assert!(
         unseen.is_empty(),
         "the counter uses synchronisation that is not the shim's:\n  {}\nloom switches threads \
@@ -112,91 +112,6 @@ fn loom_can_see_the_counter() {
             );
         });
     });
-}
-
-/// Paths that name synchronisation loom cannot see.
-const UNSEEN: &[&str] = &[
-    "std::sync",
-    "core::sync",
-    "std::hint",
-    "core::hint",
-    "parking_lot",
-    "spin::",
-];
-
-/// What `std::sync` may still name outside the shim, because none of it synchronises: `Arc`
-/// only shares ownership (`src/lib.rs` shares the dispenser with it), and loom's locks return
-/// the standard library's lock errors.
-const NOT_SYNCHRONISATION: &[&str] = &[
-    "Arc",
-    "LockResult",
-    "PoisonError",
-    "TryLockError",
-    "TryLockResult",
-];
-
-/// Every line of `src/` outside `src/sync.rs` that names a synchronisation type loom cannot see
-/// (comments aside), as `file:line: code`.
-fn sync_types_loom_cannot_see() -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![src.clone()];
-    let mut found = Vec::new();
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            files.extend(
-                fs::read_dir(&path)
-                    .unwrap()
-                    .map(|entry| entry.unwrap().path()),
-            );
-            continue;
-        }
-        let name = path.strip_prefix(&src).unwrap().display().to_string();
-        if name == "sync.rs" || path.extension().is_none_or(|ext| ext != "rs") {
-            continue;
-        }
-        let text = fs::read_to_string(&path).unwrap();
-        for (number, line) in text.lines().enumerate() {
-            if names_unseen(line.split("//").next().unwrap_or_default()) {
-                found.push(format!("src/{name}:{}: {}", number + 1, line.trim()));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-/// Whether a line of code names one of `UNSEEN` (`std::{sync::..}` included).
-fn names_unseen(code: &str) -> bool {
-    let named = UNSEEN.iter().any(|unseen| {
-        code.match_indices(unseen).any(|(at, _)| {
-            *unseen != "std::sync" || !only_not_synchronisation(&code[at + unseen.len()..])
-        })
-    });
-    named || (code.contains("std::{") && (code.contains("sync") || code.contains("hint")))
-}
-
-/// Whether what follows a `std::sync` names only items of `NOT_SYNCHRONISATION`, as in
-/// `::Arc`, `::PoisonError::into_inner` or `::{Arc, PoisonError}`.
-fn only_not_synchronisation(rest: &str) -> bool {
-    let Some(rest) = rest.strip_prefix("::") else {
-        return false;
-    };
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
-    let items: Vec<&str> = match rest.strip_prefix('{') {
-        Some(group) => match group.split_once('}') {
-            Some((inside, _)) => inside.split(',').map(str::trim).collect(),
-            None => return false,
-        },
-        None => vec![
-            rest.split(|c: char| !is_ident(c))
-                .next()
-                .unwrap_or_default(),
-        ],
-    };
-    items
-        .iter()
-        .filter(|item| !item.is_empty())
-        .all(|item| NOT_SYNCHRONISATION.contains(item))
 }
 
 /// Whether `step` runs to the end on a plain `std` thread, outside loom's control.

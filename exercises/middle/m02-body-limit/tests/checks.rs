@@ -7,8 +7,6 @@
 //! answers before it has read the body and then closes the connection, and a raw client can
 //! keep writing, ignore the failed writes, and still read the answer that came back.
 
-mod common;
-
 use std::time::Duration;
 
 use harness::duplex;
@@ -414,7 +412,7 @@ fn oversized_upload_is_not_read_past_the_limit() {
             (Framing::ContentLength, "announced with `content-length`"),
             (Framing::Chunked { finished: true }, "chunked"),
         ] {
-            let (client, server_end, read) = common::counting_pipe();
+            let (client, server_end, read) = harness::counting::pipe(harness::duplex::PIPE_BYTES);
             tokio::spawn(serve_connection(server_end, Store::default()));
             let wire = upload(FLOOD, framing);
             let answer = tokio::time::timeout(Duration::from_secs(60), exchange(client, wire))

@@ -6,8 +6,6 @@
 //! hyper has read all of it, and only a raw client can go on to see what the server does
 //! with the connection, or stop in the middle of a head.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -415,7 +413,7 @@ fn oversized_head_on_a_reused_connection_is_refused() {
 #[test]
 fn head_sent_in_small_pieces_is_refused_early() {
     check(HANG).paused(|| async {
-        let (client, server_end, read) = common::counting_pipe();
+        let (client, server_end, read) = harness::counting::pipe(harness::duplex::PIPE_BYTES);
         tokio::spawn(serve_connection(server_end));
         let pieces = head(16 * OVERSIZED, false)
             .chunks(PIECE)

@@ -1,6 +1,10 @@
-//! Test support for the disconnects and limits chapters: an in-memory connection whose server
-//! side counts the bytes hyper has read from it.
-#![allow(dead_code)] // each test file uses part of it
+//! An in-memory connection whose server end counts the bytes the server reads from it.
+//!
+//! A status says what a server decided; only a count says how much it read to decide it. A
+//! server that reads a whole oversized body before its 413, reads on after it, or buffers a head
+//! it should have refused, gives the right status and still spends the memory and the time a
+//! limit is there to save. And the end of a stream is seen only by a read that gets past every
+//! byte in front of it: the count is also what tells whether hyper could have seen a client leave.
 
 use std::io;
 use std::pin::Pin;
@@ -10,28 +14,26 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
-/// The server's end of an in-memory pipe, counting every byte the server reads from it.
-///
-/// "How much has hyper read?" is the question behind every disconnect: the end of a stream is
-/// seen only by a read that gets past every byte in front of it.
+/// The server's end of the pipe: every byte read through it is counted.
+#[derive(Debug)]
 pub struct CountingIo {
     inner: DuplexStream,
     read: Arc<AtomicUsize>,
 }
 
 /// How many bytes the server has read so far, shared with the check.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BytesRead(Arc<AtomicUsize>);
 
 impl BytesRead {
-    /// Bytes read by the server until now.
+    /// Bytes the server has read until now.
     pub fn get(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
 }
 
-/// A pipe with room for `capacity` bytes in each direction: the client's end, and the
-/// server's counting end with its counter.
+/// A new in-memory pipe with room for `capacity` bytes in each direction: the client's end, the
+/// server's counting end, and its counter. [`crate::duplex::PIPE_BYTES`] is the usual size.
 pub fn pipe(capacity: usize) -> (DuplexStream, CountingIo, BytesRead) {
     let (client, server) = tokio::io::duplex(capacity);
     let read = BytesRead::default();
