@@ -66,7 +66,9 @@ async fn handle(
 /// Adds one batch from the beacon: `home=3&pricing=1` (a page without `=` counts one view).
 /// Applies as it goes and keeps a journal; a bad pair undoes everything the batch applied.
 fn record(tally: &Mutex<Tally>, batch: &str) -> Result<(), String> {
-    let mut tally = tally.lock().expect("no code panics while holding the tally");
+    let mut tally = tally
+        .lock()
+        .expect("no code panics while holding the tally");
     let mut journal: Vec<(String, u64, bool)> = Vec::new();
     let mut failure = None;
     for pair in batch.split('&').filter(|pair| !pair.is_empty()) {
