@@ -1,0 +1,6 @@
+//! Siblings that outlive a failure: replace this with the exercise's small service.
+
+/// What the service answers.
+pub fn greeting() -> &'static str {
+    "hello"
+}
