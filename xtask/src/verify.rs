@@ -17,6 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::book;
+use crate::meta::Meta;
 use crate::runner::{self, Place, Verdict};
 use crate::seal;
 use crate::variants::{self, Variants};
@@ -78,13 +79,14 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
     let t = Instant::now();
     let mut packages = Vec::new();
     for exercise in &exercises {
-        packages.push(exercise.package());
-        packages.push(exercise.solution_package());
+        for package in [exercise.package(), exercise.solution_package()] {
+            packages.push((&exercise.meta, package));
+        }
     }
     prebuild(&Place::workshop(&workshop.root), &packages);
-    let variant_packages: Vec<String> = built
+    let variant_packages: Vec<(&Meta, String)> = built
         .iter()
-        .flat_map(|(_, variants)| variants.iter().map(|v| v.package.clone()))
+        .flat_map(|(e, variants)| variants.iter().map(|v| (&e.meta, v.package.clone())))
         .collect();
     prebuild(&variant_place, &variant_packages);
     println!(
@@ -258,29 +260,46 @@ fn in_parallel<T: Sync, R: Send>(
     });
 }
 
-/// Builds the `checks` test target of `packages` in one cargo invocation, going on past the
-/// crates that do not compile (`--no-fail-fast`). Only an optimisation: nothing is judged from it.
-fn prebuild(place: &Place, packages: &[String]) {
-    if packages.is_empty() {
-        return;
+/// Builds every test target of `packages` (each with the metadata that names its targets), one
+/// cargo invocation per target, going on past the crates that do not compile
+/// (`--no-fail-fast`). The loom models build in their own profile with their crate's feature,
+/// as the runner builds them. Only an optimisation: nothing is judged from it.
+fn prebuild(place: &Place, packages: &[(&Meta, String)]) {
+    let mut targets: Vec<String> = Vec::new();
+    for (meta, _) in packages {
+        for target in meta.targets() {
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
     }
-    let mut args = vec![
-        "test",
-        "--no-run",
-        "--no-fail-fast",
-        "-q",
-        "--test",
-        "checks",
-    ];
-    for package in packages {
-        args.extend(["-p", package.as_str()]);
+    for target in &targets {
+        let chosen: Vec<&String> = packages
+            .iter()
+            .filter(|(meta, _)| meta.targets().contains(target))
+            .map(|(_, package)| package)
+            .collect();
+        let mut args: Vec<String> = ["test", "--no-run", "--no-fail-fast", "-q", "--test"]
+            .map(String::from)
+            .to_vec();
+        args.push(target.clone());
+        if target == "loom" {
+            // `--features loom` would ask every chosen crate for the feature by that name;
+            // `<crate>/loom` names each one, as a build of one crate with `--features` does.
+            args.extend(["--profile", "loom"].map(String::from));
+            let features: Vec<String> = chosen.iter().map(|p| format!("{p}/loom")).collect();
+            args.extend(["--features".to_string(), features.join(",")]);
+        }
+        for package in chosen {
+            args.extend(["-p".to_string(), package.clone()]);
+        }
+        let _ = place
+            .cargo()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
-    let _ = place
-        .cargo()
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// Variants run half as many rounds as the exercises, rounded up, and never fewer than one.
