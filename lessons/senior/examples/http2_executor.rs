@@ -2,7 +2,7 @@
 //! stream task, runs it inside a tracing span, and watches its `JoinHandle` so that a panicking
 //! handler is logged instead of vanishing.
 //!
-//! `main` serves on loopback, sends `/fast`, `/slow` and `/panic` at once over one HTTP/2
+//! `main` serves on loopback, sends `/slow`, `/fast` and `/panic` at once over one HTTP/2
 //! connection, prints what comes back, and exits.
 //!
 //! Run: `cargo run -p lessons-senior --example http2_executor`
@@ -35,7 +35,7 @@ pub fn current_stream_task() -> Option<u64> {
 // ANCHOR: executor
 /// Spawns hyper's HTTP/2 stream tasks on tokio, as `TokioExecutor` does, and adds what
 /// `TokioExecutor` leaves out: a number and a span per stream task, and a watcher that
-/// reports a panic (hyper drops the `JoinHandle`, so nobody else would).
+/// reports a panic (`TokioExecutor` drops the `JoinHandle`, so nobody else would).
 #[derive(Clone)]
 pub struct StreamExecutor {
     spawned: Arc<AtomicU64>,
