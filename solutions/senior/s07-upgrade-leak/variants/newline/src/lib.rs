@@ -1,6 +1,0 @@
-//! WebSockets that outlive shutdown: replace this with the exercise's small service.
-
-/// What the service answers.
-pub fn greeting() -> &'static str {
-    "hello, world\n"
-}
