@@ -1,6 +1,0 @@
-//! One slow handler stalls them all: replace this with the exercise's small service.
-
-/// What the service answers.
-pub fn greeting() -> &'static str {
-    "Hello, world"
-}

@@ -1,6 +1,0 @@
-//! A lock held while a client reads: replace this with the exercise's small service.
-
-/// What the service answers.
-pub fn greeting() -> &'static str {
-    "hello, world"
-}
