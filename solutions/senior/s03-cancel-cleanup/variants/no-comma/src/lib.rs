@@ -1,6 +1,0 @@
-//! A permit that never comes back: replace this with the exercise's small service.
-
-/// What the service answers.
-pub fn greeting() -> &'static str {
-    "hello world"
-}
