@@ -77,7 +77,7 @@ async fn search(
     let Some(query) = query_param(request.uri()) else {
         return Ok(text(StatusCode::BAD_REQUEST, "missing ?q=WORDS\n".into()));
     };
-    // The scan gets a task of its own: a panic in the scanner becomes a 500, not a lost stream.
+    // The scan gets a task of its own, beside the stream's.
     let scan = tokio::spawn(scan_until_cancelled(
         archive,
         query.clone(),

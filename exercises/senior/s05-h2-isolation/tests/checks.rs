@@ -9,9 +9,15 @@ use std::time::Duration;
 
 use common::{Answer, Proxy, Search};
 use harness::duplex;
+use harness::heap;
 use harness::watchdog::check;
 use s05_h2_isolation::{Archive, SCAN, serve_connection};
 use tokio_util::sync::CancellationToken;
+
+// Counts the heap per thread, for what a connection keeps once its searches are over; the
+// other checks do not look at it.
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 const HANG: &str = "the check never got past waiting on the server; is a handler waiting for \
                     something that never comes?";
@@ -82,6 +88,10 @@ fn a_reset_stream_leaves_its_siblings_alone() {
         let abandoned = searches.pop().unwrap();
         let staying = searches.pop().unwrap();
         abandoned.reset();
+        // The reset stream's scan must stop now, while its sibling is still scanning. Read
+        // the gauge before the answer: the answer's own verdict comes first, it is the lesson.
+        let only_the_sibling_left = setup.archive.scans.settles_to(1, STOPS_WITHIN).await;
+        let live = setup.archive.scans.live();
 
         let answer = answer_of(staying, "the search that stayed").await;
         assert_eq!(
@@ -90,6 +100,13 @@ fn a_reset_stream_leaves_its_siblings_alone() {
             "another user reset their stream on the same connection, and this search's scan \
              was stopped too: a reset must cancel the work of that one stream, not a token \
              every stream of the connection shares"
+        );
+        assert!(
+            only_the_sibling_left,
+            "a stream was reset while another search on the same connection was scanning, and \
+             {live} scan(s) were still running {} s later, not 1: the reset stream's scan must \
+             stop at once, whatever its siblings are doing, not when the last of them is done",
+            STOPS_WITHIN.as_secs(),
         );
     });
 }
@@ -179,4 +196,44 @@ fn shutdown_stops_every_scan_in_flight() {
             STOPS_WITHIN.as_secs(),
         );
     });
+}
+
+/// The proxy's connections live for days and carry search after search: whatever a connection
+/// keeps per stream after the stream is over, it keeps for good. Two hundred searches, one
+/// after another, must leave the connection holding what it held after the first twenty.
+#[test]
+fn a_long_lived_connection_keeps_nothing_per_search() {
+    // Enough searches for what a connection keeps per stream to stand far above the noise
+    // (buffers that grow and shrink with traffic), few enough to cost a fraction of a second.
+    const WARM_UP: usize = 20;
+    const SEARCHES: usize = 200;
+    // A cancellation token alone is about a hundred bytes: a quarter of that per search is
+    // already far more than anything a connection legitimately keeps.
+    const KEPT_PER_SEARCH: i64 = 24;
+
+    check(HANG).paused(|| async {
+        let mut setup = connect().await;
+        for _ in 0..WARM_UP {
+            one_search(&mut setup.proxy).await;
+        }
+        let before = heap::live_on_this_thread();
+        for _ in 0..SEARCHES {
+            one_search(&mut setup.proxy).await;
+        }
+        let kept = heap::live_on_this_thread() - before;
+        assert!(
+            kept <= SEARCHES as i64 * KEPT_PER_SEARCH,
+            "after {SEARCHES} more searches, each answered and over, the connection held {kept} \
+             more bytes ({} per search): something is kept per stream for as long as the \
+             connection lives, and the proxy's connections live for days. Whatever a \
+             request needs, it must go when the request does",
+            kept / SEARCHES as i64,
+        );
+    });
+}
+
+/// One search, start to end, on a connection that stays open.
+async fn one_search(proxy: &mut Proxy) {
+    let answer = answer_of(proxy.get("/search?q=tim").await, "a search").await;
+    assert_eq!(answer.status, 200, "a plain search must answer 200");
 }

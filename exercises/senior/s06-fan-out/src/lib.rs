@@ -85,8 +85,9 @@ async fn search(
 
 /// Asks every shard at once and merges their hits, best first; the first failure fails all.
 async fn ask_every_shard(shards: &Shards, query: String) -> Result<Vec<Hit>, String> {
-    // One task per shard: the calls run in parallel, and parsing a shard's page of hits can
-    // use every worker thread.
+    // One task per shard: the calls run in parallel, parsing a shard's page of hits can use
+    // every worker thread, and a bug that panics in a shard's client fails that call's task
+    // (a 502), not the handler and the client's connection with it.
     let calls = shards.iter().enumerate().map(|(n, shard)| {
         let call = tokio::spawn(shard.search(query.clone()));
         async move {

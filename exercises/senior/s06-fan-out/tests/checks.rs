@@ -23,15 +23,23 @@ const SHARDS: usize = 3;
 /// How long a search may take to answer on loopback: it needs a few milliseconds.
 const ANSWERS_WITHIN: Duration = Duration::from_secs(2);
 
-/// How long a cancelled shard call may linger: aborting a task takes microseconds.
-const STOPS_WITHIN: Duration = Duration::from_secs(1);
+/// How long a cancelled shard call may linger once the search is over, counted from the 502's
+/// arrival or the hang-up: aborting a task takes microseconds, and this leaves room for a
+/// loaded machine, not for a call that is left to time out on its own.
+const STOPS_WITHIN: Duration = Duration::from_millis(250);
+
+/// How long a slow but healthy shard takes to answer: slower than any deadline a search
+/// could put on a shard call without cutting healthy shards off.
+const SLOW_SHARD: Duration = Duration::from_secs(1);
 
 /// What a fake shard does once every shard has been asked.
 #[derive(Clone)]
 enum Behaviour {
     Answers(Vec<Hit>),
+    AnswersSlowly(Vec<Hit>),
     Fails,
     Hangs,
+    Panics,
 }
 
 /// A shard the check controls. Every call holds a guard of `calls` while it runs, and waits
@@ -53,8 +61,14 @@ impl Shard for FakeShard {
                 .await;
             match behaviour {
                 Behaviour::Answers(hits) => Ok(hits),
+                Behaviour::AnswersSlowly(hits) => {
+                    tokio::time::sleep(SLOW_SHARD).await;
+                    Ok(hits)
+                }
                 Behaviour::Fails => Err(ShardError("index rebuilding".into())),
                 Behaviour::Hangs => std::future::pending().await,
+                // A bug in a shard's client (a page it cannot parse, say).
+                Behaviour::Panics => panic!("shard client bug: unexpected page format"),
             }
         })
     }
@@ -122,21 +136,28 @@ async fn search(server: &TestServer, waiting_for: &str) -> (u16, String) {
     (status, response.text().await.expect("reading the body"))
 }
 
-/// Every shard answers: the search merges their hits, best first, and no call is left over.
+/// Every shard answers, one of them only after a second: the search merges their hits, best
+/// first, and no call is left over. A slow shard is a healthy one.
 #[test]
 fn every_shard_answers_and_the_hits_are_merged() {
     check(HANG).real(|| async {
         let (server, calls) = start([
             Behaviour::Answers(vec![hit("desk lamp", 70), hit("lamp shade", 40)]),
-            Behaviour::Answers(vec![]),
+            Behaviour::AnswersSlowly(vec![hit("lamp post", 20)]),
             Behaviour::Answers(vec![hit("floor lamp", 90), hit("lamp oil", 10)]),
         ])
         .await;
         let (status, body) = search(&server, "every shard answers").await;
         assert_eq!(
             (status, body.as_str()),
-            (200, "floor lamp\ndesk lamp\nlamp shade\nlamp oil\n"),
-            "with every shard answering, the search must merge all their hits, best first"
+            (
+                200,
+                "floor lamp\ndesk lamp\nlamp shade\nlamp post\nlamp oil\n"
+            ),
+            "with every shard answering (one of them after {} s), the search must merge all \
+             their hits, best first: a shard that is slow is not a shard that failed, and a \
+             deadline on each call turns one slow shard into a 502 for every search",
+            SLOW_SHARD.as_secs(),
         );
         assert_eq!(
             calls.started(),
@@ -183,11 +204,11 @@ fn the_other_shards_are_cancelled_after_a_failure() {
             assert!(
                 calls.settles_to(0, STOPS_WITHIN).await,
                 "the search answered 502 when the {} shard failed, yet {} call(s) to the other \
-                 shards were still running {} s later: the search returned, but the tasks it \
-                 spawned for the other shards were detached, not cancelled",
+                 shards were still running {} ms later: the search returned, but the tasks it \
+                 spawned for the other shards were detached (or left to time out), not cancelled",
                 position(failing),
                 calls.live(),
-                STOPS_WITHIN.as_secs(),
+                STOPS_WITHIN.as_millis(),
             );
         }
     });
@@ -210,10 +231,47 @@ fn a_client_that_hangs_up_cancels_every_shard_call() {
         drop(client);
         assert!(
             calls.settles_to(0, STOPS_WITHIN).await,
-            "the client hung up, yet {} shard call(s) were still running {} s later: hyper \
+            "the client hung up, yet {} shard call(s) were still running {} ms later: hyper \
              dropped the handler, but dropping a JoinHandle detaches its task",
             calls.live(),
-            STOPS_WITHIN.as_secs(),
+            STOPS_WITHIN.as_millis(),
+        );
+    });
+}
+
+/// A shard's client panics (a bug in it, not an outage): the search must answer 502 like any
+/// other shard failure, and the connection must live on for the client's next search.
+#[test]
+fn a_panicking_shard_call_answers_502() {
+    check(HANG).real(|| async {
+        let (server, _calls) = start([
+            Behaviour::Answers(vec![]),
+            Behaviour::Panics,
+            Behaviour::Answers(vec![]),
+        ])
+        .await;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("a reqwest client");
+        let request = client.get(server.url("/search?q=lamp")).send();
+        let response = tokio::time::timeout(ANSWERS_WITHIN, request)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no answer within {} s while a shard call panicked",
+                    ANSWERS_WITHIN.as_secs()
+                )
+            });
+        let answered = match response {
+            Ok(response) => format!("answered {}", response.status().as_u16()),
+            Err(_) => "got no answer: the connection was closed".to_owned(),
+        };
+        assert_eq!(
+            answered, "answered 502",
+            "a shard's client panicked, and the client {answered}, not a 502: a panic inside \
+             the handler unwinds through hyper's connection task and takes the connection with \
+             it; a panic in a task of its own comes back as a JoinError the search can answer",
         );
     });
 }

@@ -80,7 +80,7 @@ async fn search(
     // This stream's own scope: cancelled by the connection's (and so by the server's), while
     // cancelling it reaches nothing above it, and no other stream.
     let this_search = connection.child_token();
-    // The scan gets a task of its own: a panic in the scanner becomes a 500, not a lost stream.
+    // The scan gets a task of its own, beside the stream's.
     let scan = tokio::spawn(scan_until_cancelled(
         archive,
         query.clone(),

@@ -78,7 +78,7 @@ async fn search(
     let Some(query) = query_param(request.uri()) else {
         return Ok(text(StatusCode::BAD_REQUEST, "missing ?q=WORDS\n".into()));
     };
-    // The scan gets a task of its own: a panic in the scanner becomes a 500, not a lost stream.
+    // The scan gets a task of its own, beside the stream's.
     // The handle aborts the task when it is dropped, which is what happens to it when hyper
     // drops this future on a reset; the connection's token still stops it on shutdown.
     let scan = AbortOnDropHandle::new(tokio::spawn(scan_until_cancelled(

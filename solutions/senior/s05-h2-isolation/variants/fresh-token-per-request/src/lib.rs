@@ -79,7 +79,7 @@ async fn search(
     };
     // A token of this request's own, so that a reset stops this scan and no other.
     let this_search = CancellationToken::new();
-    // The scan gets a task of its own: a panic in the scanner becomes a 500, not a lost stream.
+    // The scan gets a task of its own, beside the stream's.
     let scan = tokio::spawn(scan_until_cancelled(
         archive,
         query.clone(),

@@ -78,7 +78,7 @@ async fn search(
         return Ok(text(StatusCode::BAD_REQUEST, "missing ?q=WORDS\n".into()));
     };
     let this_search = connection.child_token();
-    // The scan gets a task of its own: a panic in the scanner becomes a 500, not a lost stream.
+    // The scan gets a task of its own, beside the stream's.
     let scan = tokio::spawn(scan_until_cancelled(archive, query.clone(), connection));
     // When the client resets the stream, hyper drops this future: stop the scan with it.
     let stop_scan_if_dropped = this_search.drop_guard();

@@ -20,6 +20,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio_util::task::AbortOnDropHandle;
 
 /// One shard of the catalogue, as the search service sees it.
 pub trait Shard: Send + Sync + 'static {
@@ -87,14 +88,20 @@ async fn search(
 
 /// Asks every shard at once and merges their hits, best first; the first failure fails all.
 async fn ask_every_shard(shards: &Shards, query: String) -> Result<Vec<Hit>, String> {
-    // Every call is a future in a set this function owns; results come back as the shards
-    // answer, and returning early drops the set and every call still in it.
+    // One task per shard, each handle aborting its task when dropped, in a set this function
+    // owns; results come back as the shards answer, and returning early drops the set and
+    // aborts every call still in it. A call that panics comes back as a `JoinError`.
     let mut calls: FuturesUnordered<_> = shards
         .iter()
         .enumerate()
         .map(|(n, shard)| {
-            let call = shard.search(query.clone());
-            async move { call.await.map_err(|error| format!("shard {n}: {error}")) }
+            let call = AbortOnDropHandle::new(tokio::spawn(shard.search(query.clone())));
+            async move {
+                match call.await {
+                    Ok(result) => result.map_err(|error| format!("shard {n}: {error}")),
+                    Err(_) => Err(format!("shard {n}: the call panicked")),
+                }
+            }
         })
         .collect();
     let mut pages = Vec::new();
