@@ -204,6 +204,117 @@ fn a_full_pool_turns_the_next_client_away() {
     });
 }
 
+/// A client keeps its connection open between two invoices, as the web app's HTTP client does:
+/// a slot belongs to a request, not to a connection, so while it is idle it holds none, and
+/// another client is served meanwhile.
+#[test]
+fn a_kept_alive_connection_holds_no_slot_between_requests() {
+    check(HANG).paused(|| async {
+        let invoicing = Invoicing::default();
+        let for_server = invoicing.clone();
+        let (mut kept, _server) = duplex::http1(move |io| serve_connection(io, for_server)).await;
+        for round in 1..=2 {
+            let invoice = kept
+                .get("/invoice?id=1042")
+                .await
+                .expect("the server closed the kept-alive connection instead of answering");
+            assert_eq!(
+                (invoice.status.as_u16(), invoice.text().as_str()),
+                (200, INVOICE_1042),
+                "request {round} on a kept-alive connection must get its PDF"
+            );
+            assert!(
+                slots_all_free(&invoicing).await,
+                "request {round} on a kept-alive connection was answered and the connection \
+                 waits idle for the next one, yet in_flight() reads {}: a slot taken per \
+                 connection is held by every idle keep-alive connection, and a connection \
+                 that got none is refused for as long as it stays open. A slot is taken and \
+                 given back by each request",
+                invoicing.in_flight()
+            );
+            let meanwhile = fetch(&invoicing, "/invoice?id=1042").await;
+            assert_eq!(
+                meanwhile.status, 200,
+                "a kept-alive connection sits idle between two requests; another client, on a \
+                 connection of its own, must be served meanwhile"
+            );
+        }
+    });
+}
+
+/// Requests that overlap, started at different moments: each one answered gives back its own
+/// slot and no other, so the count stays right for the ones still running, and the pool stays
+/// closed to a fifth request while four run.
+#[test]
+fn an_answered_request_gives_back_one_slot() {
+    check(HANG).paused(|| async {
+        let invoicing = Invoicing::default();
+        let start = |invoicing: &Invoicing| {
+            let invoicing = invoicing.clone();
+            tokio::spawn(async move { fetch(&invoicing, "/invoice?id=1042").await })
+        };
+        let first = start(&invoicing);
+        // The others start a second later, so they are still rendering when the first is
+        // answered (a render takes 8 s).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut later = Vec::new();
+        for _ in 1..RENDER_SLOTS - 1 {
+            later.push(start(&invoicing));
+        }
+        assert!(
+            invoicing
+                .renders
+                .reaches_started(RENDER_SLOTS - 1, LOAD_TIME * 5)
+                .await,
+            "{} clients asked for an invoice, but only {} render(s) started",
+            RENDER_SLOTS - 1,
+            invoicing.renders.started()
+        );
+        let answered = first.await.expect("the first client panicked");
+        assert_eq!(
+            answered.status, 200,
+            "the first client must get its invoice"
+        );
+        assert_eq!(
+            invoicing.in_flight(),
+            RENDER_SLOTS - 2,
+            "of {} overlapping requests the first was answered, and {} are still rendering, yet \
+             in_flight() reads {}: the answered request gave back more than its own slot (a \
+             release on the way out as well as the guard's, kept from going below zero, takes \
+             the slot of a request still running), and the pool now lets in more requests \
+             than it has tabs",
+            RENDER_SLOTS - 1,
+            RENDER_SLOTS - 2,
+            invoicing.in_flight()
+        );
+        // Two more fill the pool again; a fifth must be refused while four run.
+        for _ in 0..2 {
+            later.push(start(&invoicing));
+        }
+        assert!(
+            invoicing
+                .renders
+                .reaches_started(RENDER_SLOTS + 1, LOAD_TIME * 5)
+                .await,
+            "two more clients asked for an invoice with a slot free each, but their renders \
+             never started"
+        );
+        let refused = fetch(&invoicing, "/invoice?id=1042").await;
+        assert_eq!(
+            refused.status, 503,
+            "{RENDER_SLOTS} requests are rendering, so one more must be refused with 503; it \
+             was let in, because an earlier answer gave back slots that were not its own"
+        );
+        for client in later {
+            let served = client.await.expect("a waiting client panicked");
+            assert_eq!(
+                served.status, 200,
+                "a client admitted to the pool must get its invoice"
+            );
+        }
+    });
+}
+
 /// Clients hang up once their render is running (the web app's own timeout, a closed tab).
 #[test]
 fn a_hang_up_while_rendering_gives_the_slot_back() {
@@ -232,7 +343,8 @@ fn no_render_outlives_its_client() {
             "the client hung up while its invoice was rendering and its connection is over, \
              yet the render was still running a second later (a render takes {} s): work \
              handed to a task of its own runs on after the client left, and holds its browser \
-             tab (and its slot) for nobody",
+             tab (and its slot) for nobody. Keep the work in the handler's future, or abort \
+             it when the handler is dropped",
             RENDER_TIME.as_secs()
         );
     });

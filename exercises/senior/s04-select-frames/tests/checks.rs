@@ -203,6 +203,47 @@ fn a_quiet_van_is_still_flushed() {
     });
 }
 
+/// A van in good coverage sends a reading every half second, for longer than the store may lag
+/// behind: the store must still be written once a second, not only when the van goes quiet.
+#[test]
+fn a_van_reporting_steadily_is_flushed_every_second() {
+    check(HANG).paused(|| async {
+        const EVERY: Duration = Duration::from_millis(500);
+        let sent = readings(12);
+        // The first reading comes a few seconds into the upload, well after any tick that fires
+        // as the upload starts; then one every half second, six seconds in all.
+        let mut script = tokio_test::io::Builder::new();
+        script.wait(5 * FLUSH_EVERY);
+        for record in sent.chunks(1) {
+            script.read(&encode(record)).wait(EVERY);
+        }
+        let van = Scripted::new(&mut script);
+        let store = Store::default();
+        let watch = async {
+            tokio::time::sleep(5 * FLUSH_EVERY).await;
+            store_reaches(&store, 1).await
+        };
+        let (stored, flushed_in_time) = tokio::join!(ingest(van.clone(), &store), watch);
+        assert!(
+            flushed_in_time,
+            "a van sent a reading every half second; {} s after the first one the store held \
+             none: a flush timer started afresh on every turn of the loop is pushed back by \
+             each reading and never fires while the van keeps sending. The tick must keep its \
+             own schedule, whatever arrives",
+            FLUSHED_WITHIN.as_secs()
+        );
+        assert!(
+            matches!(stored, Ok(12)),
+            "the van sent 12 readings and ended its upload, and ingest returned {stored:?}"
+        );
+        assert_eq!(
+            store.records(),
+            sent,
+            "every reading must be stored, in order"
+        );
+    });
+}
+
 /// A van in and out of tunnels, over HTTP: a chunked upload whose chunks split records at odd
 /// places, ten minutes apart. The answer and the store's records are compared with a snapshot.
 #[test]
@@ -277,5 +318,34 @@ fn no_task_outlives_the_upload() {
                 FLUSHED_WITHIN.as_secs()
             );
         }
+
+        // The caller gives up on an upload still open (its own timeout, a shutdown): the
+        // `ingest` future is dropped mid-record, with no error and no end of body to see.
+        let (mut van, upload) = tokio::io::duplex(1024);
+        van.write_all(&body[..body.len() - 3]).await.unwrap();
+        let store = Store::default();
+        let gave_up = tokio::time::timeout(FLUSH_EVERY * 3, ingest(upload, &store)).await;
+        assert!(
+            gave_up.is_err(),
+            "the van's body is still open, yet ingest returned {gave_up:?}"
+        );
+        let settled = tokio::time::timeout(FLUSHED_WITHIN, async {
+            while runtime.num_alive_tasks() > before {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .is_ok();
+        assert!(
+            settled,
+            "the caller of ingest gave up and dropped its future while the van's body was still \
+             open, yet {} task(s) it started were still alive {} s later: a task stopped only \
+             on the way out of the loop, or one that ends only with the body, outlives an \
+             ingest that is dropped instead of returning. Tie each task to the future (an \
+             AbortOnDropHandle), or keep the work in it",
+            runtime.num_alive_tasks() - before,
+            FLUSHED_WITHIN.as_secs()
+        );
+        drop(van);
     });
 }
