@@ -8,6 +8,8 @@
 //! The server runs on a runtime the check builds, with one worker thread: one stuck call per
 //! worker is all it takes to stall a server, and the checks make that certain instead of
 //! hoping enough calls pile up. A `main` with more workers would not change what they see.
+//! The stations check holds [`BAD_AFTERNOON`] calls at the carrier at once, the number the
+//! README promises to survive, so a pool that only absorbs one or two stuck calls fails too.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -24,11 +26,22 @@ const HANG: &str = "the check itself got stuck; its own watchdogs open the carri
 /// blocked gives in milliseconds.
 const WATCHDOG: Duration = Duration::from_secs(3);
 
-/// The order whose label the stand-in carrier holds at the gate.
+/// The first order whose label the stand-in carrier holds at the gate.
 const STUCK_ORDER: &str = "1001";
 
-/// A stand-in for the carrier's SDK: every label renders at once, except `STUCK_ORDER`'s,
-/// which blocks its calling thread (as the real SDK does while the carrier is slow) until the
+/// How many labels may be stuck at the carrier at once without holding up any other station:
+/// the README's "bad afternoon". Orders 1001 to 1008 are held at the gate.
+const BAD_AFTERNOON: usize = 8;
+
+/// Whether the stand-in carrier holds `order`'s call at the gate: orders 1001 to 1008.
+fn is_stuck(order: &str) -> bool {
+    order
+        .parse::<usize>()
+        .is_ok_and(|n| (1001..1001 + BAD_AFTERNOON).contains(&n))
+}
+
+/// A stand-in for the carrier's SDK: every label renders at once, except those of orders 1001
+/// to 1008, whose calls each block its calling thread (as the real SDK does while the carrier is slow) until the
 /// check opens the gate.
 struct GatedCarrier {
     open: Mutex<bool>,
@@ -45,7 +58,7 @@ impl GatedCarrier {
 
 impl Carrier for GatedCarrier {
     fn render_label(&self, order: &str) -> Result<Vec<u8>, String> {
-        if order == STUCK_ORDER {
+        if is_stuck(order) {
             let _ = self.entered.send(());
             let mut open = self.open.lock().unwrap();
             while !*open {
@@ -106,14 +119,29 @@ impl Harness {
         H1Connection::handshake(stream).await
     }
 
-    /// Waits until the stuck order's call has reached the carrier.
-    async fn wait_until_the_call_is_at_the_carrier(&mut self) {
-        let entered = tokio::time::timeout(WATCHDOG, self.entered.recv()).await;
-        if !matches!(entered, Ok(Some(()))) {
+    /// Waits until `calls` stuck calls have reached the carrier, each one's start an event.
+    async fn wait_until_calls_are_at_the_carrier(&mut self, calls: usize) {
+        let deadline = tokio::time::Instant::now() + WATCHDOG;
+        for started in 0..calls {
+            let entered = tokio::time::timeout_at(deadline, self.entered.recv()).await;
+            if matches!(entered, Ok(Some(()))) {
+                continue;
+            }
             self.carrier.open_gate();
+            if started == 0 {
+                panic!(
+                    "a station asked for order {STUCK_ORDER}'s label, and the carrier was not \
+                     called within {} s: the label must still come from the carrier",
+                    WATCHDOG.as_secs()
+                );
+            }
             panic!(
-                "a station asked for order {STUCK_ORDER}'s label, and the carrier was not \
-                 called within {} s: the label must still come from the carrier",
+                "{calls} stations asked for labels that are stuck at the carrier, and {} s \
+                 later only {started} of those calls had started: whatever runs the \
+                 carrier's calls (the server's own worker, or a thread, pool, runtime or \
+                 semaphore of your own) was used up by {started} stuck call(s), so every label \
+                 after them waits, a minute on a bad afternoon. Up to {calls} calls may be \
+                 stuck at once, and no other station may wait for them",
                 WATCHDOG.as_secs()
             );
         }
@@ -138,25 +166,31 @@ fn client<F: Future<Output = ()>>(body: F) {
         .block_on(body)
 }
 
-/// One station's label is stuck at the carrier; another station asks for another order's
-/// label on its own connection and must get it before the first one is released.
+/// Eight stations' labels are stuck at the carrier (a bad afternoon); another station asks
+/// for another order's label on its own connection and must get it before they are released.
 #[test]
 fn other_stations_are_served_while_a_label_is_stuck() {
     check(HANG).run(|| {
         let mut server = Harness::start(Duration::from_secs(60));
         client(async move {
-            let mut first = server.connect().await;
-            let stuck = tokio::spawn(async move { first.get("/labels/1001").await });
-            server.wait_until_the_call_is_at_the_carrier().await;
+            let mut stuck = Vec::new();
+            for order in 1001..1001 + BAD_AFTERNOON {
+                let mut station = server.connect().await;
+                let path = format!("/labels/{order}");
+                stuck.push(tokio::spawn(async move { station.get(&path).await }));
+            }
+            server
+                .wait_until_calls_are_at_the_carrier(BAD_AFTERNOON)
+                .await;
 
             let mut second = server.connect().await;
             let Ok(other) = tokio::time::timeout(WATCHDOG, second.get("/labels/2002")).await else {
                 server.carrier.open_gate();
                 panic!(
-                    "while order {STUCK_ORDER}'s label was stuck at the carrier, another \
-                     station asked for order 2002's label on its own connection and got no \
-                     answer in {} s: the stuck call holds a thread the server needs to run \
-                     everything else (or the second label waits for the first)",
+                    "while {BAD_AFTERNOON} labels were stuck at the carrier, another station \
+                     asked for order 2002's label on its own connection and got no answer in \
+                     {} s: a stuck call holds a thread the server needs to run everything else \
+                     (or the other label waits for the stuck ones)",
                     WATCHDOG.as_secs()
                 );
             };
@@ -164,26 +198,28 @@ fn other_stations_are_served_while_a_label_is_stuck() {
             assert_eq!(
                 (other.status.as_u16(), other.body.as_ref()),
                 (200, label("2002").as_slice()),
-                "order 2002's label renders at once: the second station must get it, with 200"
+                "order 2002's label renders at once: its station must get it, with 200"
             );
 
             server.carrier.open_gate();
-            let Ok(stuck) = tokio::time::timeout(WATCHDOG, stuck).await else {
-                panic!(
-                    "the carrier answered order {STUCK_ORDER}'s call, yet its station got \
-                     nothing in {} s",
-                    WATCHDOG.as_secs()
+            for (order, answer) in (1001..).zip(stuck) {
+                let Ok(answer) = tokio::time::timeout(WATCHDOG, answer).await else {
+                    panic!(
+                        "the carrier answered order {order}'s call, yet its station got \
+                         nothing in {} s",
+                        WATCHDOG.as_secs()
+                    );
+                };
+                let answer = answer
+                    .unwrap()
+                    .expect("the server closed a stuck station's connection");
+                assert_eq!(
+                    (answer.status.as_u16(), answer.body.as_ref()),
+                    (200, label(&order.to_string()).as_slice()),
+                    "once the carrier answers (well within the deadline here), each stuck \
+                     station must get its own label"
                 );
-            };
-            let stuck = stuck
-                .unwrap()
-                .expect("the server closed the first station's connection");
-            assert_eq!(
-                (stuck.status.as_u16(), stuck.body.as_ref()),
-                (200, label(STUCK_ORDER).as_slice()),
-                "once the carrier answers (well within the deadline here), the first station \
-                 must get its label"
-            );
+            }
         });
     });
 }
@@ -198,7 +234,7 @@ fn the_deadline_answers_while_the_carrier_hangs() {
         client(async move {
             let mut station = server.connect().await;
             let answer = tokio::spawn(async move { station.get("/labels/1001").await });
-            server.wait_until_the_call_is_at_the_carrier().await;
+            server.wait_until_calls_are_at_the_carrier(1).await;
 
             let Ok(answer) = tokio::time::timeout(WATCHDOG, answer).await else {
                 server.carrier.open_gate();

@@ -10,16 +10,21 @@ use harness::server::request;
 use harness::watchdog::check;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use s02_lock_over_write::{Journal, serve_connection};
+use s02_lock_over_write::{EXPORT_BUFFER, Journal, serve_connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HANG: &str = "the check never finished, even on the paused clock: is a task spinning \
                     without ever waiting (a loop around try_lock?)";
 
-/// How many entries the journal holds: their export (about 1.4 MB) is far larger than every
-/// buffer between the export and an auditor who does not read (the in-memory pipe's 64 KiB,
-/// hyper's write buffer of about 400 KiB, the export's own channel).
-const ENTRIES: u64 = 12_000;
+/// How many entries the journal holds: 12,000 more than the export's channel, so their export
+/// (at least 1.4 MB) is far larger than every buffer between the export and an auditor who
+/// does not read (the in-memory pipe's 64 KiB, hyper's write buffer of about 400 KiB, the
+/// export's own channel, whatever its size). A production journal holds millions.
+const ENTRIES: u64 = 12_000 + EXPORT_BUFFER as u64;
+
+/// The largest export channel the checks accept, in lines: each export in progress may hold
+/// that many lines in memory, and the checks build a journal larger than the channel.
+const MAX_EXPORT_BUFFER: usize = 100_000;
 
 /// How long a clerk waits for an entry to be accepted. An append takes microseconds; on the
 /// paused clock these five seconds pass only once every task is waiting for something.
@@ -52,7 +57,17 @@ fn action(seq: u64) -> String {
     )
 }
 
+// `EXPORT_BUFFER` is a constant of the learner's crate, free to change: the assertion is there
+// for the value they chose.
+#[allow(clippy::assertions_on_constants)]
 async fn loaded_journal() -> Journal {
+    assert!(
+        EXPORT_BUFFER <= MAX_EXPORT_BUFFER,
+        "EXPORT_BUFFER is {EXPORT_BUFFER} lines: a channel that size is memory held by every \
+         export in progress, and a journal of millions of entries outgrows any channel anyway. \
+         The checks accept at most {MAX_EXPORT_BUFFER}, and always export more entries than \
+         the channel holds"
+    );
     let journal = Journal::default();
     for seq in 1..=ENTRIES {
         let appended = journal
@@ -125,16 +140,48 @@ fn a_clerk_can_append_while_an_auditor_stops_reading() {
              an export is in progress: auditors export daily, and the back office cannot stop \
              for them"
         );
+
+        // A second auditor starts an export while the first is still stalled: theirs must
+        // start too, with its head and entry 1.
+        let for_second = journal.clone();
+        let (mut second, _second_export) = duplex::raw(move |io| serve_connection(io, for_second));
+        second.write_all(EXPORT_REQUEST).await.unwrap();
+        let mut seen = Vec::new();
+        let started = tokio::time::timeout(CLERK_WAITS, async {
+            while !String::from_utf8_lossy(&seen).contains(&expected_line(1)) {
+                let mut chunk = [0; 4096];
+                let n = second.read(&mut chunk).await.unwrap();
+                assert!(
+                    n > 0,
+                    "the server closed the second export before its first entry"
+                );
+                seen.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await;
+        assert!(
+            started.is_ok(),
+            "while one auditor had stopped reading an export, a second auditor asked for the \
+             export and got no first entry in {} s (it got {} bytes): the stalled export still \
+             holds the journal's lock while it waits for its auditor, so every other export \
+             (and anything else that needs the lock) waits with it",
+            CLERK_WAITS.as_secs(),
+            seen.len()
+        );
+        drop(second);
         drop(auditor);
     });
 }
 
-/// An auditor reads a thousand lines, stalls for five minutes, then reads on: the export must
-/// still hold every entry, once each, in order.
+/// An auditor reads a thousand lines and stalls for five minutes, while a clerk appends an
+/// entry; then the auditor reads on. The export must hold every entry that existed when it
+/// started, once each, in order, and nothing appended after it started.
 #[test]
 fn a_slow_auditor_gets_the_whole_journal() {
     check(HANG).paused(|| async {
         let journal = loaded_journal().await;
+        let clerk = journal.clone();
+        let mut appended = None;
         let (io, _server) = duplex::raw(move |io| serve_connection(io, journal));
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -151,6 +198,12 @@ fn a_slow_auditor_gets_the_whole_journal() {
         let mut stalled = false;
         loop {
             if !stalled && text.matches('\n').count() >= 1000 {
+                // The clerk's append runs on its own task: a fix that still holds the lock
+                // during the stall delays it, which is the other check's business, not this one's.
+                let clerk = clerk.clone();
+                appended = Some(tokio::spawn(async move {
+                    clerk.append("clerk-7", "refunded order 981").await
+                }));
                 tokio::time::sleep(STALL).await;
                 stalled = true;
             }
@@ -174,6 +227,20 @@ fn a_slow_auditor_gets_the_whole_journal() {
             }
         }
 
+        let appended = appended.expect("the export had fewer than 1000 lines");
+        let Ok(appended) = tokio::time::timeout(CLERK_WAITS, appended).await else {
+            panic!(
+                "the export ended, and the clerk's append made during the auditor's pause was \
+                 still not accepted {} s later",
+                CLERK_WAITS.as_secs()
+            );
+        };
+        assert_eq!(
+            appended.unwrap(),
+            ENTRIES + 1,
+            "the journal held {ENTRIES} entries: the clerk's append must get the next number"
+        );
+
         let lines: Vec<&str> = text.lines().collect();
         for (seq, line) in (1..=ENTRIES).zip(&lines) {
             assert_eq!(
@@ -183,12 +250,22 @@ fn a_slow_auditor_gets_the_whole_journal() {
                  once each, in order"
             );
         }
+        assert!(
+            lines.len() as u64 >= ENTRIES,
+            "the journal held {ENTRIES} entries when the export started, and the export ended \
+             after {} lines: after a {}-minute pause the auditor must still get every one of \
+             them",
+            lines.len(),
+            STALL.as_secs() / 60
+        );
         assert_eq!(
             lines.len() as u64,
             ENTRIES,
-            "the journal holds {ENTRIES} entries and nobody appended during this export: after \
-             a {}-minute pause the auditor must still get every one of them, and nothing else",
-            STALL.as_secs() / 60
+            "the journal held {ENTRIES} entries when the export started; a clerk appended entry \
+             {} during the auditor's pause, and the export included it. An export is the \
+             journal as it stood when the export started: one that follows appends as they come \
+             is never finished while the clerks are busy",
+            ENTRIES + 1
         );
     });
 }

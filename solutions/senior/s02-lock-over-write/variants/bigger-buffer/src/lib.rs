@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Mutex, mpsc};
 
 /// How many lines of an export may wait for the network at once.
-pub const EXPORT_BUFFER: usize = 4096;
+pub const EXPORT_BUFFER: usize = 20_000;
 
 /// One audited action.
 #[derive(Debug, Clone)]

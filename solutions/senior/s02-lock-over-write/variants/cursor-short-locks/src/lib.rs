@@ -71,14 +71,17 @@ impl Journal {
         let entries = Arc::clone(&self.entries);
         tokio::spawn(async move {
             // Copy a batch of lines under a short lock, then send them without it. The journal
-            // only grows, so a cursor is enough to resume where the last batch ended; entries
-            // appended meanwhile come after the ones already exported, in order.
+            // only grows, so a cursor is enough to resume where the last batch ended. The export
+            // ends where the journal ended at its first batch: entries appended meanwhile
+            // belong to the next export, or this one would never end while clerks are busy.
             let mut next = 0;
+            let mut end = None;
             loop {
                 let batch: Vec<Bytes> = {
                     let entries = entries.lock().await;
-                    let end = entries.len().min(next + EXPORT_BUFFER);
-                    entries[next..end]
+                    let end = *end.get_or_insert(entries.len());
+                    let stop = end.min(next + EXPORT_BUFFER);
+                    entries[next..stop]
                         .iter()
                         .map(|entry| Bytes::from(entry.to_line()))
                         .collect()
