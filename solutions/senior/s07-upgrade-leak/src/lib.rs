@@ -10,6 +10,7 @@ mod session;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -20,6 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long shutdown lets the sessions say goodbye before it ends the ones left.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
 /// Every open session, so that a notification can reach them all, and so that shutdown can
 /// stop them: once hyper has handed a connection over to a session, hyper's graceful shutdown
 /// no longer sees it.
@@ -29,6 +33,9 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Cancelled when the server shuts down; every session watches it.
     stopping: CancellationToken,
+    /// Cancelled when shutdown has waited long enough: ends the sessions still running (a
+    /// client that stopped reading holds its session in a write it cannot leave).
+    ending: CancellationToken,
     /// Every session task, so that shutdown can wait until they have all ended.
     running: TaskTracker,
 }
@@ -108,13 +115,21 @@ impl Server {
     }
 
     /// Stops the server for a deploy: every connection is asked to finish, every session is
-    /// told the server is going away, and this returns once they all have ended.
+    /// told the server is going away, and this returns once they all have ended (the ones
+    /// still running after `CLOSE_GRACE` are ended without a goodbye).
     pub async fn shutdown(self) {
         // Sessions first: GracefulShutdown waits only for connections not yet upgraded.
         self.hub.stopping.cancel();
         self.connections.shutdown().await;
-        // No connection is left to start a session: wait for the ones that run.
+        // No connection is left to start a session: wait for the ones that run, for a while.
         self.hub.running.close();
-        self.hub.running.wait().await;
+        if tokio::time::timeout(CLOSE_GRACE, self.hub.running.wait())
+            .await
+            .is_err()
+        {
+            // A dashboard that stopped reading gets no goodbye: end its session, and wait for that.
+            self.hub.ending.cancel();
+            self.hub.running.wait().await;
+        }
     }
 }

@@ -43,7 +43,11 @@ pub(crate) async fn upgrade(
             return; // the client left before the switch
         };
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None);
-        run(socket.await, &hub).await;
+        // Shutdown ends the session here if it has not ended on its own in time.
+        let _ = hub
+            .ending
+            .run_until_cancelled(run(socket.await, &hub))
+            .await;
     });
     let mut response = Response::new(Full::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

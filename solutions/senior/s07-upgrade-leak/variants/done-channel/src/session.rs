@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -18,6 +19,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role};
 use crate::Hub;
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// How long a dashboard may take to accept one message: one that stopped reading is dropped,
+/// which also bounds how long shutdown waits for its session.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Answers a WebSocket handshake with `101 Switching Protocols`, and starts the session once
 /// hyper has handed the connection over.
@@ -70,12 +75,14 @@ async fn run(mut socket: Socket, hub: &Hub) {
                     code: CloseCode::Away,
                     reason: "the server is restarting".into(),
                 };
-                let _ = socket.send(Message::Close(Some(going_away))).await;
+                let goodbye = socket.send(Message::Close(Some(going_away)));
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, goodbye).await;
                 break;
             }
             Some(text) = registration.inbox.recv() => {
-                if socket.send(Message::text(text)).await.is_err() {
-                    break;
+                let sent = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::text(text)));
+                if !matches!(sent.await, Ok(Ok(()))) {
+                    break; // gone, or stopped reading
                 }
             }
             incoming = socket.next() => match incoming {

@@ -10,6 +10,7 @@ mod session;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -99,12 +100,20 @@ impl Server {
     }
 
     /// Stops the server for a deploy: every connection is asked to finish, and this returns
-    /// once they all have.
+    /// once they all have, sessions included (within five seconds, then they are aborted).
     pub async fn shutdown(self) {
         self.hub.stopping.send_replace(true);
         self.connections.shutdown().await;
-        // No connection is left to start a session: wait for the ones that run.
+        // No connection is left to start a session: wait for the ones that run, for a while.
         let mut running = std::mem::take(&mut *self.hub.running.lock().unwrap());
-        while running.join_next().await.is_some() {}
+        let all_closed = async { while running.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), all_closed)
+            .await
+            .is_err()
+        {
+            // Whoever is left is stuck on a client that stopped reading: end them, no goodbye.
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+        }
     }
 }
