@@ -243,23 +243,14 @@ fn every_link_in_the_instructor_guide_leads_to_an_existing_page_and_heading() {
 #[test]
 fn exercise_minutes_in_the_instructor_guide_match_exercise_toml() {
     let root = root();
-    let mut minutes = std::collections::BTreeMap::new();
-    for entry in fs::read_dir(root.join("solutions/junior")).unwrap() {
-        let path = entry.unwrap().path().join("exercise.toml");
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        let value: toml::Table = toml::from_str(&text).unwrap();
-        let id = value["id"].as_str().unwrap().to_owned();
-        minutes.insert(id, value["minutes"].as_integer().unwrap());
-    }
+    let minutes = exercise_minutes();
     let mut wrong = Vec::new();
     for page in ["sessions.md", "schedules.md"] {
         let text = fs::read_to_string(root.join("book/src/instructor").join(page)).unwrap();
         for (n, line) in text.lines().enumerate() {
             for (id, quoted) in quoted_minutes(line) {
                 match minutes.get(&id) {
-                    Some(&real) if real != quoted => wrong.push(format!(
+                    Some(&real) if i64::from(real) != quoted => wrong.push(format!(
                         "{page}:{}: {id} is quoted at {quoted} min, its exercise.toml says {real}",
                         n + 1
                     )),
@@ -280,7 +271,7 @@ fn quoted_minutes(line: &str) -> Vec<(String, i64)> {
     let bytes = line.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'J'
+        if LEVEL_LETTERS.contains(&bytes[i])
             && i + 2 < bytes.len()
             && bytes[i + 1].is_ascii_digit()
             && bytes[i + 2].is_ascii_digit()
@@ -477,28 +468,37 @@ fn slot(cell: &str) -> Option<(u32, u32)> {
     Some((from.parse().ok()?, to.parse().ok()?))
 }
 
-/// The exercises' minutes, from their `exercise.toml` (beside each solution).
+/// The first letter of an exercise id at each level: junior, middle, senior, professional, staff.
+const LEVEL_LETTERS: &[u8] = b"JMSPX";
+
+/// The exercises' minutes, from their `exercise.toml` (beside each solution), at every level.
 fn exercise_minutes() -> std::collections::BTreeMap<String, u32> {
     let mut minutes = std::collections::BTreeMap::new();
-    for entry in fs::read_dir(root().join("solutions/junior")).unwrap() {
-        let path = entry.unwrap().path().join("exercise.toml");
-        if let Ok(text) = fs::read_to_string(&path) {
-            let value: toml::Table = toml::from_str(&text).unwrap();
-            minutes.insert(
-                value["id"].as_str().unwrap().to_owned(),
-                value["minutes"].as_integer().unwrap() as u32,
-            );
+    for level in fs::read_dir(root().join("solutions")).unwrap() {
+        let level = level.unwrap().path();
+        if !level.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(level).unwrap() {
+            let path = entry.unwrap().path().join("exercise.toml");
+            if let Ok(text) = fs::read_to_string(&path) {
+                let value: toml::Table = toml::from_str(&text).unwrap();
+                minutes.insert(
+                    value["id"].as_str().unwrap().to_owned(),
+                    value["minutes"].as_integer().unwrap() as u32,
+                );
+            }
         }
     }
     minutes
 }
 
-/// Exercise ids (`J05`) written on a line.
+/// Exercise ids (`J05`, `M11`, `S03`) written on a line.
 fn exercise_ids(line: &str) -> Vec<String> {
     let bytes = line.as_bytes();
     let mut ids: Vec<String> = (0..bytes.len().saturating_sub(2))
         .filter(|&i| {
-            bytes[i] == b'J'
+            LEVEL_LETTERS.contains(&bytes[i])
                 && bytes[i + 1].is_ascii_digit()
                 && bytes[i + 2].is_ascii_digit()
                 && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
@@ -569,7 +569,7 @@ fn the_session_plans_keep_the_guides_timing_rules() {
                 "{at}: {length} min for `{segment}`, the rules need {needed}"
             ));
         }
-        if segment.starts_with("Live") && !line.contains("(#live-") {
+        if segment.starts_with("Live") && !line.contains("(live-segments.md#live-") {
             wrong.push(format!(
                 "{at}: a live segment links its listing and answer key"
             ));
@@ -579,12 +579,15 @@ fn the_session_plans_keep_the_guides_timing_rules() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// Every exercise a plan or a schedule uses has a debrief on the debriefs page.
+/// Every exercise a plan or a schedule uses has a debrief on a debriefs page.
 #[test]
 fn every_exercise_used_has_a_debrief() {
     let sessions = fs::read_to_string(root().join("book/src/instructor/sessions.md")).unwrap();
     let schedules = fs::read_to_string(root().join("book/src/instructor/schedules.md")).unwrap();
-    let notes = fs::read_to_string(root().join("book/src/instructor/debriefs.md")).unwrap();
+    let notes: String = ["debriefs.md", "debriefs-senior.md"]
+        .iter()
+        .map(|page| fs::read_to_string(root().join("book/src/instructor").join(page)).unwrap())
+        .collect();
     let debriefs: BTreeSet<String> = notes
         .lines()
         .filter_map(|line| line.strip_prefix("## Debrief "))
@@ -599,11 +602,12 @@ fn every_exercise_used_has_a_debrief() {
     assert!(missing.is_empty(), "no debrief for {missing:?}");
 }
 
-/// The answer keys quote code from the file they name ("from `path`:"): every line quoted is
-/// still a line of that file, so a key cannot drift from the solution it describes.
+/// The answer keys of the live segments quote code from the file they name ("from `path`:"):
+/// every line quoted is still a line of that file, so a key cannot drift from the solution it
+/// describes.
 #[test]
 fn answer_keys_quote_their_files() {
-    let text = fs::read_to_string(root().join("book/src/instructor/sessions.md")).unwrap();
+    let text = fs::read_to_string(root().join("book/src/instructor/live-segments.md")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let mut keys = 0;
     let mut wrong = Vec::new();
@@ -628,19 +632,19 @@ fn answer_keys_quote_their_files() {
             .map(|(path, _)| path.to_owned())
             .unwrap_or_else(|| {
                 panic!(
-                    "sessions.md:{}: an answer key says which file it quotes",
+                    "live-segments.md:{}: an answer key says which file it quotes",
                     i + 1
                 )
             });
         let source = fs::read_to_string(root().join(&file))
-            .unwrap_or_else(|_| panic!("sessions.md:{}: no file {file}", i + 1));
+            .unwrap_or_else(|_| panic!("live-segments.md:{}: no file {file}", i + 1));
         let source_lines: BTreeSet<&str> = source.lines().map(str::trim).collect();
         i += 1;
         while i < lines.len() && lines[i].trim() != "```" {
             let quoted = lines[i].trim();
             if !quoted.is_empty() && !source_lines.contains(quoted) {
                 wrong.push(format!(
-                    "sessions.md:{}: `{quoted}` is not in {file}",
+                    "live-segments.md:{}: `{quoted}` is not in {file}",
                     i + 1
                 ));
             }
