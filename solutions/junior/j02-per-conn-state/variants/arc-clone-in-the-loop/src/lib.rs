@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// Accepts connections on `listener` forever, one task per connection. Each call is one
@@ -31,7 +31,7 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(request, Arc::clone(&visits)));
             // A client that hangs up mid-request is routine, not a server error.
-            let _ = auto::Builder::new(TokioExecutor::new())
+            let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

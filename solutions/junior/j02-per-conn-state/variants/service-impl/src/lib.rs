@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// The landing page as a hyper service. Cloning it (once per connection) clones the handle,
@@ -54,7 +54,7 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
         let page = page.clone();
         tokio::spawn(async move {
             // A client that hangs up mid-request is routine, not a server error.
-            let _ = auto::Builder::new(TokioExecutor::new())
+            let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), page)
                 .await;
         });
