@@ -35,6 +35,7 @@ pub struct Options {
 
 pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
     let started = Instant::now();
+    runner::build_each_crate_once();
     let mut tally = Tally::default();
 
     section("structure");
@@ -83,12 +84,15 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
             packages.push((&exercise.meta, package));
         }
     }
-    prebuild(&Place::workshop(&workshop.root), &packages);
+    if let Some(free) = runner::free_disk(&target) {
+        println!("  {:.1} GB free on the target directory's disk", free as f64 / 1e9);
+    }
+    prebuild(&Place::workshop(&workshop.root), &packages)?;
     let variant_packages: Vec<(&Meta, String)> = built
         .iter()
         .flat_map(|(e, variants)| variants.iter().map(|v| (&e.meta, v.package.clone())))
         .collect();
-    prebuild(&variant_place, &variant_packages);
+    prebuild(&variant_place, &variant_packages)?;
     println!(
         "  {} crates built ({:.1} s)",
         packages.len() + variant_packages.len(),
@@ -263,8 +267,9 @@ fn in_parallel<T: Sync, R: Send>(
 /// Builds every test target of `packages` (each with the metadata that names its targets), one
 /// cargo invocation per target, going on past the crates that do not compile
 /// (`--no-fail-fast`). The loom models build in their own profile with their crate's feature,
-/// as the runner builds them. Only an optimisation: nothing is judged from it.
-fn prebuild(place: &Place, packages: &[(&Meta, String)]) {
+/// as the runner builds them. Only an optimisation: nothing is judged from it, but a full disk
+/// stops verify here, where every verdict after it would fail for that one reason.
+fn prebuild(place: &Place, packages: &[(&Meta, String)]) -> Result<()> {
     let mut targets: Vec<String> = Vec::new();
     for (meta, _) in packages {
         for target in meta.targets() {
@@ -293,13 +298,16 @@ fn prebuild(place: &Place, packages: &[(&Meta, String)]) {
         for package in chosen {
             args.extend(["-p".to_string(), package.clone()]);
         }
-        let _ = place
+        let output = place
             .cargo()
             .args(&args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+            .stderr(Stdio::piped())
+            .output()
+            .context("running cargo test --no-run for every crate")?;
+        runner::bail_if_disk_full(&String::from_utf8_lossy(&output.stderr))?;
     }
+    Ok(())
 }
 
 /// Variants run half as many rounds as the exercises, rounded up, and never fewer than one.
@@ -671,7 +679,7 @@ fn compile_fail_lessons(workshop: &Workshop, bless: bool) -> Result<Vec<Vec<Stri
 /// Runs cargo with `args`; a failure becomes one problem carrying cargo's output.
 pub fn cargo_ok(root: &Path, args: &[&str], what: &str) -> Result<Vec<String>> {
     let t = Instant::now();
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+    let output = runner::cargo()
         .current_dir(root)
         .args(args)
         .stdin(Stdio::null())
