@@ -4,6 +4,7 @@
 //! `solution`. Maintainers: `verify`, `seal`, `new`, `book`. Instructors: `interview`,
 //! `cohort`, `prepare`; CI: `check --all --format json|junit`.
 
+mod attack;
 mod book;
 mod browser;
 mod cohort;
@@ -84,6 +85,9 @@ enum Verb {
     },
     /// Record the hashes of every exercise's checks (after changing checks).
     Seal,
+    /// Attack the production template with slowhttptest (slowloris and slow body) while
+    /// timing legitimate requests; verify runs this too.
+    Attack,
     /// Scaffold a new exercise: crate, checks, solution, metadata and book page.
     New {
         #[arg(long)]
@@ -187,6 +191,13 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 only,
             };
             verify::verify(&workshop, &options).map(|()| true)
+        }
+        Some(Verb::Attack) => {
+            let problems = attack::run(&workshop.root)?;
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            Ok(problems.is_empty())
         }
         Some(Verb::Seal) => {
             let files = seal::seal(&workshop)?;

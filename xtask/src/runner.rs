@@ -388,7 +388,13 @@ pub fn free_disk(path: &Path) -> Option<u64> {
     let existing = path.ancestors().find(|p| p.exists())?;
     let output = Command::new("df").arg("-Pk").arg(existing).output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
     Some(kib * 1024)
 }
 

@@ -85,7 +85,10 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
         }
     }
     if let Some(free) = runner::free_disk(&target) {
-        println!("  {:.1} GB free on the target directory's disk", free as f64 / 1e9);
+        println!(
+            "  {:.1} GB free on the target directory's disk",
+            free as f64 / 1e9
+        );
     }
     prebuild(&Place::workshop(&workshop.root), &packages)?;
     let variant_packages: Vec<(&Meta, String)> = built
@@ -156,6 +159,8 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
         for round in 1..=options.repeat {
             tally.unit(lessons(workshop, round)?);
         }
+        section("the template under a slow attack (slowhttptest)");
+        tally.unit(crate::attack::run(&workshop.root)?);
         section("compile-fail lessons");
         for found in compile_fail_lessons(workshop, options.bless)? {
             tally.unit(found);
