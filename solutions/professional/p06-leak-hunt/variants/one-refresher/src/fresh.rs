@@ -1,0 +1,57 @@
+//! Middleware that keeps the service token valid while a request runs: an export can take
+//! longer than a token lives.
+
+use std::task::{Context, Poll};
+
+use tower::{Layer, Service};
+
+use crate::Tokens;
+
+/// Wraps a service so that the shared token is refreshed before it expires.
+#[derive(Debug, Clone)]
+pub struct KeepTokenFresh<S> {
+    inner: S,
+    tokens: Tokens,
+}
+
+impl KeepTokenFresh<()> {
+    /// The layer to put in a `ServiceBuilder`.
+    pub fn layer(tokens: Tokens) -> KeepTokenFreshLayer {
+        KeepTokenFreshLayer { tokens }
+    }
+}
+
+/// Builds [`KeepTokenFresh`] around a service.
+#[derive(Debug, Clone)]
+pub struct KeepTokenFreshLayer {
+    tokens: Tokens,
+}
+
+impl<S> Layer<S> for KeepTokenFreshLayer {
+    type Service = KeepTokenFresh<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeepTokenFresh {
+            inner,
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+impl<S, R> Service<R> for KeepTokenFresh<S>
+where
+    S: Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        // The gateway's one refresher keeps the token fresh for every request.
+        self.inner.call(request)
+    }
+}
