@@ -1,0 +1,149 @@
+//! The cart service's client for the inventory service.
+//!
+//! The cart asks the inventory service how many units of a SKU are in stock
+//! (`GET /stock/{sku}`), places a hold on one unit when a customer adds it to the cart
+//! (`POST /holds`, answered with the new hold's id), and releases a hold when the item is
+//! removed (`DELETE /holds/{id}`). Traffic comes in bursts: busy minutes, then quiet ones.
+//!
+//! The inventory service is a hyper server with its defaults, the header timer included: it
+//! closes a keep-alive connection that has been idle for 30 seconds.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+// ANCHOR: pool_idle
+/// How long the pool keeps an idle connection: well under the inventory's 30 s, so the
+/// client retires a connection before the server can close it under a request.
+const POOL_IDLE: Duration = Duration::from_secs(20);
+// ANCHOR_END: pool_idle
+
+/// A call to the inventory service that did not produce an answer the cart can use.
+#[derive(Debug)]
+pub enum InventoryError {
+    /// No answer: the connection could not be made, or broke before the answer was complete.
+    Unavailable(hyper_util::client::legacy::Error),
+    /// An answer whose body broke off.
+    Body(hyper::Error),
+    /// An answer with an error status.
+    Status(StatusCode),
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(error) => write!(f, "inventory unavailable: {error}"),
+            Self::Body(error) => write!(f, "inventory answer broke off: {error}"),
+            Self::Status(status) => write!(f, "inventory answered {status}"),
+        }
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+/// The inventory service's client: one for the whole cart service, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Inventory<C> {
+    client: Client<C, Full<Bytes>>,
+    base: String,
+}
+
+impl Inventory<HttpConnector> {
+    /// A client for the inventory service at `base`, for example `http://inventory:8080`.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self::with_connector(HttpConnector::new(), base)
+    }
+}
+
+impl<C> Inventory<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    /// The same client over `connector`: a proxy, a TLS connector, or an in-memory one in
+    /// tests.
+    pub fn with_connector(connector: C, base: impl Into<String>) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector);
+        Self {
+            client,
+            base: base.into(),
+        }
+    }
+
+    /// How many units of `sku` are in stock, as the inventory service words it.
+    pub async fn stock(&self, sku: &str) -> Result<String, InventoryError> {
+        self.call(Method::GET, &format!("/stock/{sku}"), Bytes::new())
+            .await
+    }
+
+    /// Places a hold on one unit of `sku`; the answer is the hold's id.
+    pub async fn place_hold(&self, sku: &str) -> Result<String, InventoryError> {
+        self.call(
+            Method::POST,
+            "/holds",
+            Bytes::copy_from_slice(sku.as_bytes()),
+        )
+        .await
+    }
+
+    /// Releases the hold `id`.
+    pub async fn release_hold(&self, id: &str) -> Result<String, InventoryError> {
+        self.call(Method::DELETE, &format!("/holds/{id}"), Bytes::new())
+            .await
+    }
+
+    // ANCHOR: retry
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<String, InventoryError> {
+        let mut retried = false;
+        let response = loop {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(format!("{}{path}", self.base))
+                .body(Full::new(body.clone()))
+                .expect("a method, a URI and a body make a valid request");
+            match self.client.request(request).await {
+                Ok(response) => break response,
+                // Once, and only for a request that means the same if it arrives twice.
+                Err(error) if !retried && method.is_idempotent() && closed_early(&error) => {
+                    retried = true;
+                }
+                Err(error) => return Err(InventoryError::Unavailable(error)),
+            }
+        };
+        // ANCHOR_END: retry
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(InventoryError::Body)?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(InventoryError::Status(status));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// Whether the connection closed before the answer began: what a server closing an idle
+/// connection under a request looks like (hyper's `IncompleteMessage`). The request may or
+/// may not have been carried out.
+fn closed_early(error: &hyper_util::client::legacy::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<hyper::Error>())
+        .is_some_and(hyper::Error::is_incomplete_message)
+}
