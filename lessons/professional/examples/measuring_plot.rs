@@ -89,7 +89,7 @@ fn main() -> Result<()> {
                 GREEN,
                 "HTTP/1  GET /work?ms=10",
             )?;
-            legend(&mut chart, SeriesLabelPosition::UpperLeft)
+            legend(&mut chart, SeriesLabelPosition::LowerRight)
         },
     )?;
 
@@ -98,7 +98,7 @@ fn main() -> Result<()> {
         "Latency percentiles of GET / against concurrency, both axes logarithmic: p50 and p99 \
          for HTTP/1 and for HTTP/2.",
         |root| {
-            let all = points.iter().flat_map(|p| [p.p50_ms, p.p99_ms]);
+            let all = h1.iter().chain(&h2).flat_map(|p| [p.p50_ms, p.p99_ms]);
             let (low, high) = all.fold((f64::MAX, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
             let mut chart = chart(
                 root,
@@ -141,7 +141,7 @@ fn main() -> Result<()> {
                 .margin(12)
                 .x_label_area_size(36)
                 .y_label_area_size(56)
-                .build_cartesian_2d(0.0..seconds, 0.0..450.0)?;
+                .build_cartesian_2d(0.0..seconds, 0.0..520.0)?;
             chart
                 .configure_mesh()
                 .x_label_formatter(&|x| format!("{x:.0}"))
