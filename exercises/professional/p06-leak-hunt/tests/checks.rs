@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use harness::duplex;
 use harness::watchdog::check;
-use p06_leak_hunt::{Gateway, PAGE_TIME, TOKEN_LIFETIME, serve_connection};
+use p06_leak_hunt::{Gateway, PAGE_TIME, REFRESH_MARGIN, TOKEN_LIFETIME, serve_connection};
 use tokio::io::AsyncWriteExt;
+
+/// How far into the identity provider's 50 ms a request is dropped.
+const MID_REFRESH: Duration = Duration::from_millis(10);
 
 const HANG: &str = "the check never got its answer: is a request waiting on the token?";
 
@@ -144,6 +147,108 @@ fn tokens_are_refreshed_only_when_due() {
              replaced only when it is about to expire, not once per request",
             gateway.tokens.issued(),
             TOKEN_LIFETIME.as_secs() / 60,
+        );
+    });
+}
+
+#[test]
+fn a_request_after_a_quiet_hour_finds_a_valid_token() {
+    check(HANG).paused(|| async {
+        let gateway = Gateway::new();
+        // A quiet night: no request for an hour, twelve token lifetimes.
+        tokio::time::sleep(Duration::from_secs(60 * 60)).await;
+        let for_server = gateway.clone();
+        let (mut client, _server) = duplex::http1(move |io| serve_connection(io, for_server)).await;
+        let response = client
+            .get("/invoices/7")
+            .await
+            .expect("the gateway closed the connection instead of answering");
+        assert_eq!(
+            response.status, 200,
+            "the first request after an hour without traffic was refused by the billing API: \
+             it carried the token issued an hour ago. Whatever replaces the token must have \
+             replaced it before a call uses it, not start replacing it beside the call"
+        );
+    });
+}
+
+#[test]
+fn concurrent_exports_share_each_new_token() {
+    check(HANG).paused(|| async {
+        let gateway = Gateway::new();
+        // Two customers export at once, ten minutes each: their calls ask for a token at the
+        // same instants, so both find it due at the same moment.
+        let pages = 2 * TOKEN_LIFETIME.as_secs() / PAGE_TIME.as_secs();
+        let mut exports = Vec::new();
+        for _ in 0..2 {
+            let for_server = gateway.clone();
+            let (mut client, server) =
+                duplex::http1(move |io| serve_connection(io, for_server)).await;
+            exports.push(tokio::spawn(async move {
+                let response = client
+                    .get(&format!("/export?pages={pages}"))
+                    .await
+                    .expect("the gateway closed the connection instead of answering");
+                drop(server);
+                response.status
+            }));
+        }
+        for export in exports {
+            assert_eq!(
+                export.await.unwrap(),
+                200,
+                "an export running beside another was refused by the billing API"
+            );
+        }
+        // The first token, and one each time it was due (twice in ten minutes): however many
+        // requests find it due together, the gateway asks once and they all use the answer.
+        assert_eq!(
+            gateway.tokens.issued(),
+            3,
+            "two exports of ten minutes, side by side, asked the identity provider for {} \
+             tokens where the gateway needed 3 (the first, and one each time it was due): \
+             each request replaced the token on its own. Requests that find it due together \
+             must wait for one replacement, not ask for one each",
+            gateway.tokens.issued(),
+        );
+    });
+}
+
+#[test]
+fn a_request_dropped_mid_refresh_does_not_stop_refreshing() {
+    check(HANG).paused(|| async {
+        let gateway = Gateway::new();
+        // Just past the moment the token is due, a customer asks for an invoice, and the
+        // server drops the connection's task while the identity provider is still issuing
+        // the new token: it takes 50 ms (`ISSUE_TIME` in src/tokens.rs), and the clock moves
+        // only while every task waits, so 10 ms in is mid-refresh on every run.
+        tokio::time::sleep(TOKEN_LIFETIME - REFRESH_MARGIN + Duration::from_secs(1)).await;
+        let for_server = gateway.clone();
+        let (mut client, server) = duplex::raw(move |io| serve_connection(io, for_server));
+        client
+            .write_all(b"GET /invoices/1 HTTP/1.1\r\nhost: invoiced.test\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(MID_REFRESH).await;
+        server.task.abort();
+        let _ = server.task.await;
+        drop(client);
+
+        // A minute later the old token has expired; the next customer must still be served.
+        tokio::time::sleep(REFRESH_MARGIN + Duration::from_secs(30)).await;
+        let for_server = gateway.clone();
+        let (mut client, _server) = duplex::http1(move |io| serve_connection(io, for_server)).await;
+        let response = client
+            .get("/invoices/2")
+            .await
+            .expect("the gateway closed the connection instead of answering");
+        assert_eq!(
+            response.status, 200,
+            "a request was dropped (its connection closed) while the token was being replaced, \
+             and a minute later, once the old token had expired, the next request was refused \
+             by the billing API: the dropped request left the refresh half done, and nothing \
+             ever replaced the token. A future can be dropped at any .await: whatever it set \
+             before one (a flag, a claim) must be undone by Drop, not by the code after it"
         );
     });
 }

@@ -25,11 +25,12 @@ use tracing_subscriber::registry::LookupSpan;
 
 const HANG: &str = "the checkout never answered: is a handler waiting on the warehouse?";
 
-/// One captured log event: the request id of the innermost span that has one (`None` when the
-/// event was recorded outside every request's span), and the event's message and fields.
+/// One captured log event: the request ids of every span it was recorded in, outermost first
+/// (none when the event was recorded outside every request's span; two when one request's span
+/// was made inside another's), and the event's message and fields.
 #[derive(Debug, Clone)]
 struct Captured {
-    request_id: Option<String>,
+    request_ids: Vec<String>,
     sku: Option<String>,
     line: String,
 }
@@ -91,11 +92,17 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let request_id = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<RequestId>().map(|id| id.0.clone()))
-        });
+        // The whole chain, not only the innermost id: a line filed under two requests is
+        // found by a search for either.
+        let request_ids = ctx
+            .event_scope(event)
+            .map(|scope| {
+                scope
+                    .from_root()
+                    .filter_map(|span| span.extensions().get::<RequestId>().map(|id| id.0.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut fields = Fields::default();
         event.record(&mut fields);
         let mut line = fields.message.clone();
@@ -103,15 +110,24 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
             line.push_str(&format!(" {name}={value}"));
         }
         self.events.lock().unwrap().push(Captured {
-            request_id,
+            request_ids,
             sku: fields.get("sku"),
             line,
         });
     }
 }
 
-/// What the check runs: three checkouts and who asked for what.
-const CHECKOUTS: [(&str, &str); 3] = [("req-a", "lamp"), ("req-b", "desk"), ("req-c", "chair")];
+/// What the check runs: four checkouts and who asked for what.
+const CHECKOUTS: [(&str, &str); 4] = [
+    ("req-a", "lamp"),
+    ("req-b", "desk"),
+    ("req-c", "chair"),
+    ("req-d", "sofa"),
+];
+
+/// How many of them the warehouse can serve (D's sofa is out of stock), so how many
+/// confirmation e-mails go out.
+const ORDERS: usize = 3;
 
 fn owner_of(sku: &str) -> &'static str {
     CHECKOUTS
@@ -144,12 +160,12 @@ async fn next_reservation(queue: &mut mpsc::Receiver<Reservation>, sku: &str) ->
     reservation
 }
 
-/// Runs the three checkouts and returns every event logged meanwhile.
+/// Runs the four checkouts and returns every event logged meanwhile.
 ///
 /// A (lamp) and B (desk) are on two connections at once: A asks the warehouse, then B asks,
 /// and only then does the warehouse answer A, then B. C (chair) follows A on A's keep-alive
-/// connection, alone.
-async fn three_checkouts() -> Vec<Captured> {
+/// connection, alone, and D (sofa) follows B on B's, alone, for an item that is out of stock.
+async fn four_checkouts() -> Vec<Captured> {
     let capture = Capture::default();
     let _default =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
@@ -173,12 +189,13 @@ async fn three_checkouts() -> Vec<Captured> {
         "request A is answered with its order"
     );
     desk.reply.send(true).unwrap();
-    let (_second, answer_b) = b.await.unwrap();
+    let (second, answer_b) = b.await.unwrap();
     assert_eq!(
         answer_b, "order 2: desk\n",
         "request B is answered with its order"
     );
 
+    let sent = tokio::time::Instant::now();
     let c = tokio::spawn(send(first, checkout_request("req-c", "chair")));
     next_reservation(&mut queue, "chair")
         .await
@@ -189,6 +206,28 @@ async fn three_checkouts() -> Vec<Captured> {
     assert_eq!(
         answer_c, "order 3: chair\n",
         "request C is answered with its order"
+    );
+    // The clock is paused: it moves only while every task waits on a timer, so a checkout
+    // that waited for the mail relay is answered MAIL_TIME later, on every run.
+    let took = sent.elapsed();
+    assert!(
+        took < MAIL_TIME,
+        "checkout C was answered {} ms after it was sent, as long as the mail relay takes: it \
+         waited for its confirmation e-mail. The shop hands the e-mail to a background task so \
+         that a slow or hung relay never holds up a checkout; keep it there",
+        took.as_millis(),
+    );
+
+    let d = tokio::spawn(send(second, checkout_request("req-d", "sofa")));
+    next_reservation(&mut queue, "sofa")
+        .await
+        .reply
+        .send(false)
+        .unwrap();
+    let (_second, answer_d) = d.await.unwrap();
+    assert_eq!(
+        answer_d, "sofa is out of stock\n",
+        "request D, for an item the warehouse does not have, is answered that it is out of stock"
     );
 
     // The confirmations are sent in the background: wait for all three.
@@ -201,7 +240,7 @@ async fn three_checkouts() -> Vec<Captured> {
                 .iter()
                 .filter(|event| event.line.starts_with("confirmation sent"))
                 .count();
-            if sent == CHECKOUTS.len() {
+            if sent == ORDERS {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -231,10 +270,11 @@ async fn send(
 fn by_request(events: &[Captured]) -> String {
     let mut blocks: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for event in events {
-        let id = event
-            .request_id
-            .clone()
-            .unwrap_or_else(|| "(no request id)".into());
+        let id = if event.request_ids.is_empty() {
+            "(no request span)".to_owned()
+        } else {
+            event.request_ids.join(" > ")
+        };
         blocks.entry(id).or_default().push(&event.line);
     }
     let mut log = String::new();
@@ -250,30 +290,43 @@ fn by_request(events: &[Captured]) -> String {
 #[test]
 fn every_line_carries_its_own_request_id() {
     check(HANG).paused(|| async {
-        let events = three_checkouts().await;
+        let events = four_checkouts().await;
         for event in &events {
             let sku = event
                 .sku
                 .as_deref()
                 .expect("every line of a checkout names its sku");
             let owner = owner_of(sku);
-            match &event.request_id {
-                Some(id) if id == owner => {}
-                Some(id) => panic!(
-                    "the line `{}` belongs to request {owner}, but it was logged under {id}: \
-                     while {owner} was suspended at an `.await`, or after it, another request's \
-                     span was the current one. A span entered with `span.enter()` stays entered \
-                     on the thread across the `.await`, whatever task runs next\n\nthe whole \
-                     log:\n{}",
+            match event.request_ids.as_slice() {
+                [id] if id == owner => {}
+                [] => panic!(
+                    "the line `{}` of request {owner} was logged outside every request's span: \
+                     the log search, which looks for the request id on the span, does not find \
+                     it (a request_id field on the line itself is not the span's). Is the code \
+                     that logged it (after an `.await`, on a path the other checkouts do not \
+                     take, or in a spawned task) still inside the request's span?\n\nthe \
+                     whole log:\n{}",
                     event.line,
                     by_request(&events)
                 ),
-                None => panic!(
-                    "the line `{}` of request {owner} was logged outside every request's span: \
-                     it carries no request id. Is the code that logged it (after an `.await`, \
-                     or in a spawned task) still inside the request's span?\n\nthe whole \
-                     log:\n{}",
+                [id] => panic!(
+                    "the line `{}` belongs to request {owner}, but it was logged under {id}: \
+                     the span current when it was logged was another request's. A span entered \
+                     with `span.enter()` stays entered on the thread across an `.await`, \
+                     whatever task the thread polls next; and a span shared by several requests \
+                     (one per connection, say) carries whichever id was recorded in it last\n\n\
+                     the whole log:\n{}",
                     event.line,
+                    by_request(&events)
+                ),
+                chain => panic!(
+                    "the line `{}` of request {owner} was logged inside the spans of {}: a \
+                     search for any of them finds it. A new span's parent is the span current \
+                     where it is made: one request's span was still entered on the thread when \
+                     another request made its own, so the second became the first's child\n\n\
+                     the whole log:\n{}",
+                    event.line,
+                    chain.join(" and "),
                     by_request(&events)
                 ),
             }
@@ -284,7 +337,7 @@ fn every_line_carries_its_own_request_id() {
 #[test]
 fn the_log_of_interleaved_checkouts() {
     check(HANG).paused(|| async {
-        let events = three_checkouts().await;
+        let events = four_checkouts().await;
         insta::assert_snapshot!(by_request(&events));
     });
 }

@@ -1,8 +1,10 @@
 //! Middleware that keeps the service token valid while a request runs: an export can take
 //! longer than a token lives.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio_util::task::AbortOnDropHandle;
 use tower::{Layer, Service};
 
 use crate::Tokens;
@@ -11,7 +13,8 @@ use crate::Tokens;
 #[derive(Debug, Clone)]
 pub struct KeepTokenFresh<S> {
     inner: S,
-    tokens: Tokens,
+    // One refresher per connection, aborted when the connection's service is dropped.
+    _refresher: Arc<AbortOnDropHandle<()>>,
 }
 
 impl KeepTokenFresh<()> {
@@ -31,17 +34,16 @@ impl<S> Layer<S> for KeepTokenFreshLayer {
     type Service = KeepTokenFresh<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        // Once for the connection rather than once per request.
         let tokens = self.tokens.clone();
-        tokio::spawn(async move {
+        let refresher = AbortOnDropHandle::new(tokio::spawn(async move {
             loop {
                 tokio::time::sleep_until(tokens.refresh_due()).await;
                 tokens.refresh().await;
             }
-        });
+        }));
         KeepTokenFresh {
             inner,
-            tokens: self.tokens.clone(),
+            _refresher: Arc::new(refresher),
         }
     }
 }
