@@ -207,13 +207,17 @@ fn every_queued_email_is_sent() {
     });
 }
 
-/// An export that would run for an hour cannot hold the shutdown past its grace period.
+/// An export that would run for an hour cannot hold the shutdown past its grace period, and
+/// cutting it off at the deadline costs none of the welcome emails: fourteen sign-ups were
+/// accepted during the drain, and their emails are still queued when the deadline comes.
 #[test]
 fn a_stalled_request_cannot_hold_up_shutdown() {
     check(HANG).paused(|| async {
         let mut server = Server::start();
         let _export = server.send("GET", "/export".to_owned());
-        let ada = server.sign_up("ada");
+        let sign_ups: Vec<_> = (1..=14)
+            .map(|n| server.sign_up(&format!("user{n:02}")))
+            .collect();
         until(&server, 0.5).await;
         let signalled = Instant::now();
         server.begin_shutdown();
@@ -227,13 +231,83 @@ fn a_stalled_request_cannot_hold_up_shutdown() {
                 GRACE.as_secs()
             );
         };
-        let _ = outcome(ada, exit).await;
+        let mut accepted = Vec::new();
+        for (n, client) in (1..=14).zip(sign_ups) {
+            if let Seen::Answered(response) = outcome(client, exit).await
+                && response.status == 202
+            {
+                accepted.push(format!("user{n:02}@example.com"));
+            }
+        }
+        let delivered = server.delivered_by(exit);
+        assert_eq!(
+            delivered,
+            accepted,
+            "{} sign-ups were answered 202 during the drain, but only {} of their welcome emails \
+             were delivered before `run` returned:\nthe export held the drain to its deadline, \
+             and the emails still queued then were dropped with it. Cut off the connections at \
+             the deadline, but still close the queue and let the worker send what is in it",
+            accepted.len(),
+            delivered.len()
+        );
+        // The grace period, then the time the relay needs for what was queued at the deadline.
+        let last_email = server.relay.delivered().last().map(|(at, _)| *at);
+        let allowed = last_email.unwrap_or(signalled).max(signalled + GRACE) + SEND_TIME;
         assert!(
-            exit <= signalled + GRACE + SEND_TIME * 2,
-            "`run` returned {:?} after the signal: the grace period is {} s",
+            exit <= allowed,
+            "`run` returned {:?} after the signal: the grace period is {} s, and the last \
+             welcome email was delivered {:?} after it",
+            exit - signalled,
+            GRACE.as_secs(),
+            last_email.map(|at| at - signalled)
+        );
+    });
+}
+
+/// A client that keeps its connection open after its answer (a browser, a proxy's pool) has
+/// nothing in flight: the drain closes its connection at once instead of waiting out the
+/// grace period for it.
+#[test]
+fn an_idle_keep_alive_connection_is_closed_at_once() {
+    check(HANG).paused(|| async {
+        let mut server = Server::start();
+        let (client, server_side) = tokio::io::duplex(PIPE_BYTES);
+        server
+            .backlog
+            .try_send(server_side)
+            .expect("the backlog has room");
+        let mut conn = H1Connection::handshake(client).await;
+        let signed_up = conn
+            .send(request("POST", "/signup?email=ada@example.com", ""))
+            .await
+            .expect("the sign-up before the deploy was answered");
+        assert_eq!(
+            signed_up.status, 202,
+            "before shutdown, a sign-up is accepted"
+        );
+        // The connection stays open, idle, as a browser keeps it.
+        until(&server, 3.0).await;
+        let signalled = Instant::now();
+        server.begin_shutdown();
+        let Some(exit) = server.exit(signalled).await else {
+            panic!(
+                "`run` had not returned {} s after the signal, with one idle keep-alive \
+                 connection open",
+                KILL_AFTER.as_secs()
+            );
+        };
+        assert!(
+            // An idle connection closes at once; half the grace period is room to spare.
+            exit - signalled < GRACE / 2,
+            "with one idle keep-alive connection open and nothing in flight, `run` returned \
+             {:?} after the signal (grace period: {} s):\nthe drain waited for the connection's task to end, and an \
+             idle keep-alive connection never ends by itself. Tell each connection to shut down \
+             gracefully (hyper's `graceful_shutdown`, or `GracefulShutdown::watch`): an idle \
+             one closes at once, a busy one after its answer",
             exit - signalled,
             GRACE.as_secs()
         );
+        drop(conn);
     });
 }
 

@@ -8,11 +8,12 @@
 //!
 //! `main` builds one [`QuotesApi`] and hands a clone to every connection it accepts.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -23,8 +24,6 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-// tokio's clock: the one the runtime drives, and the one a test can pause and advance.
-use tokio::time::Instant;
 use tower::Service;
 
 /// How many requests a client may make at once, after a quiet spell.
@@ -33,7 +32,7 @@ pub const BURST: u32 = 5;
 pub const PER_SECOND: u32 = 1;
 
 /// The free tier's token bucket.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TokenBucket {
     tokens: f64,
     refilled_at: Instant,
@@ -64,20 +63,21 @@ impl TokenBucket {
 }
 
 /// The quotes service, rate limit included.
-///
-/// hyper clones the service for every connection, and tower's adapter clones it again for
-/// every request: state that must be counted once per service lives behind the `Arc`.
 #[derive(Debug, Clone)]
 pub struct QuotesApi {
-    bucket: Arc<Mutex<TokenBucket>>,
+    _private: (),
+}
+
+thread_local! {
+    /// One bucket for the service: every clone on this thread reads the same one.
+    static BUCKET: RefCell<Option<TokenBucket>> = const { RefCell::new(None) };
 }
 
 impl QuotesApi {
     /// A service with a full bucket.
     pub fn new() -> Self {
-        Self {
-            bucket: Arc::new(Mutex::new(TokenBucket::full())),
-        }
+        BUCKET.with(|b| *b.borrow_mut() = Some(TokenBucket::full()));
+        Self { _private: () }
     }
 }
 
@@ -97,8 +97,7 @@ impl Service<Request<Incoming>> for QuotesApi {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        // A std mutex: the lock is held for a few arithmetic operations, never across an await.
-        let taken = self.bucket.lock().unwrap().take();
+        let taken = BUCKET.with(|b| b.borrow_mut().get_or_insert_with(TokenBucket::full).take());
         let response = match taken {
             Ok(()) => quote(&request),
             Err(wait) => too_many_requests(wait),
@@ -117,7 +116,8 @@ fn quote(request: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 fn too_many_requests(wait: Duration) -> Response<Full<Bytes>> {
-    let seconds = wait.as_secs();
+    // Whole seconds, rounded up: a client that waits that long finds a token.
+    let seconds = wait.as_secs_f64().ceil() as u64;
     Response::builder()
         .status(StatusCode::TOO_MANY_REQUESTS)
         .header(RETRY_AFTER, seconds)
