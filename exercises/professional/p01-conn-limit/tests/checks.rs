@@ -16,14 +16,26 @@ use p01_conn_limit::{Listener, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::time::{Instant, sleep, timeout};
 
 const LIMIT: usize = 2;
 const HANG: &str = "the check never got past waiting on the server; does the accept loop wait \
-                    for a slot that is never given back?";
+                    for a slot that is never given back, or block the runtime's only thread (a \
+                    std `Mutex` or `Condvar`, `std::thread::sleep`) so that no connection can \
+                    make progress, or poll in a tight loop?";
+/// Real time after which a check counts as hung: every check takes well under a second, and a
+/// server that blocks the runtime's thread never finishes, so waiting 20 s would tell nothing
+/// more.
+const WATCHDOG: Duration = Duration::from_secs(10);
 /// Longer than any work the server has to do, far shorter than hyper's 30 s idle timeout
 /// (which would close the open connections and free their slots by itself).
 const IDLE: Duration = Duration::from_secs(1);
+/// How often a phone with the map open asks for a tile: well inside hyper's 30 s idle timeout,
+/// so the server has no reason to close its connection.
+const BROWSING: Duration = Duration::from_secs(20);
+/// How long the phones keep browsing in the longest check: a slot that is given back after
+/// some time, while its connection is still open, is given back within this.
+const SESSION: Duration = Duration::from_secs(5 * 60);
 
 /// The listener's backlog: connections the clients opened, waiting to be accepted.
 struct Backlog {
@@ -117,13 +129,33 @@ async fn answer_of(third: &mut Pending) -> Option<hyper::Result<TestResponse>> {
     }
 }
 
+/// Asks for one more tile on each phone's open connection; panics if the server has closed
+/// one, since then the checks cannot tell anything about the limit.
+async fn phones_still_open(phones: [&mut H1Connection; LIMIT], after: Duration) {
+    for (n, phone) in phones.into_iter().enumerate() {
+        let answer = timeout(IDLE, phone.get("/tiles/12/2149/1435")).await;
+        let status = answer.map(|a| a.map(|r| r.status.as_u16()));
+        assert!(
+            matches!(status, Ok(Ok(200))),
+            "phone {} asked for another tile on its keep-alive connection {after:?} after its \
+             last one and was not served ({status:?}): the server closed (or stopped \
+             serving) a connection the app keeps open between tiles. Leave hyper's keep-alive \
+             and its 30 s idle timeout as they are: a connection limit is there for exactly \
+             these idle connections, and closing them early hides whether it holds",
+            n + 1
+        );
+    }
+}
+
 /// While two connections are open, a third is not served.
 #[test]
 fn no_more_than_the_limit_are_served_at_once() {
-    check(HANG).paused(|| async {
+    check(HANG).limit(WATCHDOG).paused(|| async {
         let net = Network::start();
-        let (_first, _second, mut third) = two_open_and_a_third(&net).await;
+        let (mut first, mut second, mut third) = two_open_and_a_third(&net).await;
+        let started = Instant::now();
         if let Some(answer) = answer_of(&mut third).await {
+            phones_still_open([&mut first, &mut second], started.elapsed()).await;
             panic!(
                 "two connections were open (the limit is {LIMIT}) and a third was served \
                  anyway ({:?}): the connection limit does not apply. Is the slot still held \
@@ -134,13 +166,58 @@ fn no_more_than_the_limit_are_served_at_once() {
     });
 }
 
+/// The two phones keep their connections open for five minutes, asking for a tile every 20 s:
+/// all that time the third is neither accepted nor served. A slot is held for as long as its
+/// connection is open, not for a while.
+#[test]
+fn the_limit_holds_as_long_as_the_connections_stay_open() {
+    check(HANG).limit(WATCHDOG).paused(|| async {
+        let net = Network::start();
+        let (mut first, mut second, mut third) = two_open_and_a_third(&net).await;
+        let started = Instant::now();
+        while started.elapsed() < SESSION {
+            let asked = Instant::now();
+            tokio::select! {
+                answer = &mut third => {
+                    let status = answer.expect("the request task does not panic").1;
+                    phones_still_open([&mut first, &mut second], asked.elapsed()).await;
+                    panic!(
+                        "two phones kept their connections open and busy (a tile every \
+                         {BROWSING:?}), and after {:?} of it a third connection was served \
+                         ({:?}): the slots were given back while their connections were \
+                         still open. A slot is held for as long as its connection is, not \
+                         for a while: a connection the server let go of still costs its \
+                         socket, task and buffers",
+                        started.elapsed(),
+                        status.map(|r| r.status)
+                    );
+                }
+                () = sleep(BROWSING) => {}
+            }
+            phones_still_open([&mut first, &mut second], BROWSING).await;
+            assert_eq!(
+                net.accepted(),
+                LIMIT,
+                "two phones kept their connections open and busy, and after {:?} of it the \
+                 server took a third connection off the backlog: the slots were given back while \
+                 their connections were still open",
+                started.elapsed()
+            );
+        }
+    });
+}
+
 /// While two connections are open, the third is not even accepted: it waits in the backlog.
 #[test]
 fn the_extra_connection_waits_in_the_backlog() {
-    check(HANG).paused(|| async {
+    check(HANG).limit(WATCHDOG).paused(|| async {
         let net = Network::start();
-        let (_first, _second, mut third) = two_open_and_a_third(&net).await;
+        let (mut first, mut second, mut third) = two_open_and_a_third(&net).await;
+        let started = Instant::now();
         let _ = answer_of(&mut third).await;
+        if net.accepted() != LIMIT {
+            phones_still_open([&mut first, &mut second], started.elapsed()).await;
+        }
         assert_eq!(
             net.accepted(),
             LIMIT,
@@ -155,12 +232,13 @@ fn the_extra_connection_waits_in_the_backlog() {
 /// Once one of the two open connections closes, the third is accepted and served.
 #[test]
 fn the_extra_connection_is_served_once_one_closes() {
-    check(HANG).paused(|| async {
+    check(HANG).limit(WATCHDOG).paused(|| async {
         let net = Network::start();
         let (first, _second, mut third) = two_open_and_a_third(&net).await;
         // (A server with no limit has answered already; this check is about the one with it.)
         let early = answer_of(&mut third).await;
         first.close().await;
+        let closed = Instant::now();
         let answer = match early {
             Some(answer) => Some(answer),
             None => answer_of(&mut third).await,
@@ -173,6 +251,17 @@ fn the_extra_connection_is_served_once_one_closes() {
             "one of the two open connections closed, yet the waiting connection was not \
              served ({status:?}): a connection's slot must be given back when it closes"
         );
+        // On the paused clock, "at once" is exact: no timer had to fire in between.
+        let waited = closed.elapsed();
+        assert_eq!(
+            waited,
+            Duration::ZERO,
+            "one of the two open connections closed, and the waiting connection was served \
+             only {waited:?} later: the accept loop found the free slot by looking again \
+             after a while (a sleep, a poll). Under load every slot given back then sits \
+             unused until the next look. The slot given back must wake the waiting loop, as \
+             dropping a semaphore permit does"
+        );
     });
 }
 
@@ -184,7 +273,7 @@ const HALF_A_REQUEST: &[u8] = b"GET /tiles/12/2148/1435 HTTP/1.1\r\nhost: til";
 /// served at once.
 #[test]
 fn a_connection_that_fails_gives_its_slot_back() {
-    check(HANG).paused(|| async {
+    check(HANG).limit(WATCHDOG).paused(|| async {
         let net = Network::start();
         let mut scanner = net.connect_raw();
         scanner.write_all(GARBAGE).await.unwrap();

@@ -34,7 +34,14 @@ pub async fn serve<L: Listener>(mut listener: L, max_connections: usize) -> std:
         }
         // A free slot first, then the connection: while every slot is taken, new connections
         // stay in the kernel's backlog, where they cost us nothing.
-        let io = listener.accept().await?;
+        let io = match listener.accept().await {
+            Ok(io) => io,
+            Err(err) => {
+                // Dropping a `JoinSet` aborts its tasks: let the open connections finish.
+                connections.detach_all();
+                return Err(err);
+            }
+        };
         connections.spawn(async move {
             if let Err(err) = serve_connection(io).await {
                 eprintln!("connection failed: {err}");
