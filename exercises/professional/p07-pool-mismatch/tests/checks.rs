@@ -13,6 +13,11 @@
 //! closing. Here that crossing is made certain: the inventory closes an idle connection at
 //! the moment the next request's first bytes arrive, if it has been idle for 30 s or more,
 //! as a server whose timer fired at that very instant does.
+//!
+//! And the network between them takes 100 ms each way: the inventory's idle clock starts when
+//! its answer leaves, the pool's when that answer has arrived, and the next request reaches
+//! the inventory 100 ms after it left the pool. A connection the pool has held idle for
+//! 29.85 s has been idle for 30.05 s at the inventory.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -30,6 +35,9 @@ const HANG: &str = "a call to the inventory service never finished: is a retry l
 
 /// How long the inventory service keeps an idle keep-alive connection open.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// How long bytes take from the cart to the inventory, and back.
+const LATENCY: Duration = Duration::from_millis(100);
 
 /// What the inventory service saw, and what it will do to the next requests.
 #[derive(Debug, Default)]
@@ -65,6 +73,8 @@ impl Upstream {
             if n == 0 {
                 return;
             }
+            // The request's first bytes have been on the way this long.
+            tokio::time::sleep(LATENCY).await;
             self.log().requests += 1;
             if idle_since.elapsed() >= KEEP_ALIVE {
                 return;
@@ -100,10 +110,13 @@ impl Upstream {
                 "HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
             );
+            // The connection is idle from the moment the answer leaves; it reaches the
+            // client's pool a `LATENCY` later.
+            idle_since = Instant::now();
+            tokio::time::sleep(LATENCY).await;
             if io.write_all(response.as_bytes()).await.is_err() {
                 return;
             }
-            idle_since = Instant::now();
         }
     }
 }
@@ -209,12 +222,18 @@ where
 
 const OPERATIONS: [&str; 3] = ["GET /stock/sku-1", "POST /holds", "DELETE /holds/hold-1"];
 
-/// After a busy minute, the shop goes quiet for 30 s (exactly the inventory's keep-alive), or
-/// 45 s: every kind of call that comes next must succeed.
+/// After a busy minute, the shop goes quiet for 29.85 s (30.05 s at the inventory, with the
+/// latency), 30 s (exactly the inventory's keep-alive), or 45 s: every kind of call that
+/// comes next must succeed.
 #[test]
 fn every_call_after_a_quiet_spell_succeeds() {
     check(HANG).paused(|| async {
-        for quiet in [KEEP_ALIVE, Duration::from_secs(45)] {
+        let quiet_spells = [
+            KEEP_ALIVE - Duration::from_millis(150),
+            KEEP_ALIVE,
+            Duration::from_secs(45),
+        ];
+        for quiet in quiet_spells {
             let (inventory, _upstream) = inventory();
             assert_eq!(
                 call(&inventory, "GET /stock/sku-1").await,
@@ -225,13 +244,17 @@ fn every_call_after_a_quiet_spell_succeeds() {
                 let outcome = call(&inventory, operation).await;
                 assert!(
                     outcome.starts_with("ok"),
-                    "{operation} after a quiet spell of {} s failed: the inventory closes a \
-                     connection once it has been idle for 30 s, and the client reused a \
-                     connection idle that long (\"connection closed before message \
-                     completed\"). A pool that keeps idle connections exactly as long as the \
-                     server does still races it; and a retry alone cannot save a call that is \
-                     not safe to send twice",
-                    quiet.as_secs()
+                    "{operation} after a quiet spell of {quiet:?} failed: the inventory closes \
+                     a connection once it has been idle for 30 s by its own clock, and the \
+                     pool reused one idle that long (\"connection closed before message \
+                     completed\"). The inventory's idle clock starts when its answer leaves, \
+                     and the next request takes 100 ms to reach it: a pool timeout of 30 s, or \
+                     a hair under it, still races the server; leave a margin of seconds. A \
+                     retry alone cannot save a call that is not safe to send twice. And if \
+                     you removed `.pool_timer(...)`: the pool then measures idleness on the \
+                     system clock, which these checks' paused clock does not move, and \
+                     hyper-util documents the timer as required for `pool_idle_timeout`; keep \
+                     it"
                 );
             }
         }
@@ -263,26 +286,32 @@ fn retries_only_what_is_safe_to_send_twice() {
                 .unwrap();
             }
         }
-        let (inventory, upstream) = inventory();
-        call(&inventory, "GET /stock/sku-1").await;
-        *upstream.log() = Log {
-            crash_after_applying: 1,
-            ..Log::default()
-        };
-        let outcome = call(&inventory, "POST /holds").await;
-        let log = upstream.log();
-        writeln!(
-            table,
-            "{:<40} -> {outcome:<24} saw {}, carried out {}",
-            "carried out, then crashed: POST /holds", log.requests, log.applied
-        )
-        .unwrap();
+        for quiet in [0, 40] {
+            let (inventory, upstream) = inventory();
+            call(&inventory, "GET /stock/sku-1").await;
+            tokio::time::sleep(Duration::from_secs(quiet)).await;
+            *upstream.log() = Log {
+                crash_after_applying: 1,
+                ..Log::default()
+            };
+            let outcome = call(&inventory, "POST /holds").await;
+            let log = upstream.log();
+            writeln!(
+                table,
+                "{:<40} -> {outcome:<24} saw {}, carried out {}",
+                format!("quiet {quiet:>3} s, carried out, crashed: POST"),
+                log.requests,
+                log.applied
+            )
+            .unwrap();
+        }
         insta::assert_snapshot!(table);
     });
 }
 
-/// Calls a second apart, as in a busy minute: they share one connection. A pool that keeps
-/// nothing idle (or for less than a second) avoids stale connections by never reusing any.
+/// Calls 2.5 s apart, as in a busy minute: they share one connection. A pool that keeps
+/// nothing idle, or keeps it a second or two, avoids stale connections by hardly ever
+/// reusing any.
 #[test]
 fn busy_calls_share_one_connection() {
     check(HANG).paused(|| async {
@@ -290,38 +319,86 @@ fn busy_calls_share_one_connection() {
         for _ in 0..3 {
             for operation in OPERATIONS {
                 assert!(call(&inventory, operation).await.starts_with("ok"));
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(2500)).await;
             }
         }
         let connections = upstream.log().connections;
         assert_eq!(
             connections, 1,
-            "nine calls a second apart opened {connections} connections to the inventory: \
-             the pool must keep an idle connection for a while (just less than the \
-             inventory's 30 s), not drop it at once; every new connection is a handshake, and \
-             behind TLS a TLS handshake too"
+            "nine calls 2.5 s apart opened {connections} connections to the inventory: the \
+             pool must keep an idle connection for most of the inventory's 30 s (well under \
+             it, with a margin of seconds), not a second or two; every new connection is a \
+             handshake, and behind TLS a TLS handshake too"
         );
     });
 }
 
+/// A burst of two holds opens two connections; then one call every 10 s for a minute keeps
+/// one of them busy while the other sits idle in the pool, 60 s by then. The client as a
+/// whole was never quiet, and the next burst of two holds must still both succeed: idleness
+/// belongs to each connection, not to the client.
+#[test]
+fn a_connection_left_idle_in_a_busy_pool_is_not_reused() {
+    check(HANG).paused(|| async {
+        let (inventory, upstream) = inventory();
+        let burst = || async {
+            let (first, second) = tokio::join!(
+                call(&inventory, "POST /holds"),
+                call(&inventory, "POST /holds")
+            );
+            [first, second]
+        };
+        for outcome in burst().await {
+            assert!(
+                outcome.starts_with("ok"),
+                "the first burst of two holds: {outcome}"
+            );
+        }
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let outcome = call(&inventory, "GET /stock/sku-1").await;
+            assert!(
+                outcome.starts_with("ok"),
+                "a stock lookup 10 s after the last call: {outcome}"
+            );
+        }
+        let opened = upstream.log().connections;
+        for outcome in burst().await {
+            assert!(
+                outcome.starts_with("ok"),
+                "after a minute of one call every 10 s, a burst of two holds got {outcome:?}: \
+                 {opened} connections were open, and the one the lookups did not use had sat \
+                 idle in the pool for 60 s, twice the inventory's keep-alive. The client was \
+                 busy all along, but each pooled connection has its own idle time: only the \
+                 pool's idle timeout (per connection) retires it (on the pool's timer: keep \
+                 `.pool_timer(...)`)"
+            );
+        }
+    });
+}
+
 /// An inventory that crashes right after carrying out each of the next ten requests: a
-/// stock lookup is tried a few times at most, not until the inventory recovers.
+/// call of any kind (a lookup, a hold, a release) is tried a few times at most, not until the
+/// inventory recovers.
 #[test]
 fn a_crashing_inventory_is_not_retried_without_end() {
     check(HANG).paused(|| async {
-        let (inventory, upstream) = inventory();
-        call(&inventory, "GET /stock/sku-1").await;
-        *upstream.log() = Log {
-            crash_after_applying: 10,
-            ..Log::default()
-        };
-        call(&inventory, "GET /stock/sku-1").await;
-        let requests = upstream.log().requests;
-        assert!(
-            requests <= 3,
-            "one stock lookup sent {requests} requests to an inventory that kept crashing: a \
-             retry needs a limit (one or two retries; reqwest's default policy allows two), or \
-             every caller multiplies the load on a service that is already failing"
-        );
+        for operation in OPERATIONS {
+            let (inventory, upstream) = inventory();
+            call(&inventory, "GET /stock/sku-1").await;
+            *upstream.log() = Log {
+                crash_after_applying: 10,
+                ..Log::default()
+            };
+            call(&inventory, operation).await;
+            let requests = upstream.log().requests;
+            assert!(
+                requests <= 3,
+                "one {operation} sent {requests} requests to an inventory that kept crashing: \
+                 a retry needs a limit for every method (one or two retries; reqwest's \
+                 default policy allows two), or every caller multiplies the load on a service \
+                 that is already failing"
+            );
+        }
     });
 }
