@@ -39,13 +39,8 @@ pub fn run(workshop: &Workshop, options: &Options) -> Result<()> {
         Some(level) => {
             let level = level.trim().to_lowercase();
             if !LEVELS.contains(&level.as_str()) {
-                let hint = if level == "professional" {
-                    " (the professional level has no question page: its topics are asked at senior and staff level)"
-                } else {
-                    ""
-                };
                 bail!(
-                    "unknown level `{level}`{hint}; choose one of: {}",
+                    "unknown level `{level}`; choose one of: {}",
                     LEVELS.join(", ")
                 );
             }

@@ -124,7 +124,7 @@ enum Verb {
     Prepare,
     /// Drill the interview bank one question at a time, or print it as a handout.
     Interview {
-        /// junior, middle, senior or staff (default: every level).
+        /// junior, middle, senior, professional or staff (default: every level).
         #[arg(long)]
         level: Option<String>,
         /// How many questions (default: every question of the level).

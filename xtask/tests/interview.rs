@@ -245,7 +245,7 @@ fn exercise_minutes_in_the_instructor_guide_match_exercise_toml() {
     let root = root();
     let minutes = exercise_minutes();
     let mut wrong = Vec::new();
-    for page in ["sessions.md", "interview-sessions.md", "schedules.md"] {
+    for page in SESSION_PAGES.iter().chain(&["schedules.md"]) {
         let text = fs::read_to_string(root.join("book/src/instructor").join(page)).unwrap();
         for (n, line) in text.lines().enumerate() {
             for (id, quoted) in quoted_minutes(line) {
@@ -318,6 +318,40 @@ fn the_senior_handout_is_reproducible_and_snapshotted() {
     insta::assert_snapshot!("senior_handout_seed_7", stdout(&first));
 }
 
+/// The professional level has a page of its own: `--level professional` draws from it, a draw
+/// of five asks five facts, and its handout is snapshotted like the senior one.
+#[test]
+fn the_professional_level_draws_five_facts_from_its_own_page() {
+    let args = [
+        "interview",
+        "--level",
+        "professional",
+        "--count",
+        "5",
+        "--seed",
+        "7",
+        "--handout",
+    ];
+    let output = xtask(&args).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("Interview handout · professional · 5 of "),
+        "{text}"
+    );
+    let titles = text
+        .lines()
+        .filter(|line| line.ends_with(" [professional]"))
+        .count();
+    assert_eq!(titles, 5, "five professional questions:\n{text}");
+    let facts: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("CORE FACT ("))
+        .collect();
+    assert_eq!(facts.len(), 5, "{text}");
+    insta::assert_snapshot!("professional_handout_seed_7", text);
+}
+
 #[test]
 fn without_a_terminal_the_drill_prints_the_handout_and_exits() {
     // stdin is a pipe (never a terminal): the drill must not wait for an answer.
@@ -369,7 +403,7 @@ fn an_unknown_level_is_refused_with_exit_code_2() {
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
         error.contains("unknown level `principal`")
-            && error.contains("junior, middle, senior, staff"),
+            && error.contains("junior, middle, senior, professional, staff"),
         "{error}"
     );
 }
@@ -420,6 +454,7 @@ fn guide_pages() -> Vec<(String, String)> {
     [
         "book/src/instructor/index.md",
         "book/src/instructor/sessions.md",
+        "book/src/instructor/sessions-professional.md",
         "book/src/instructor/interview-sessions.md",
         "book/src/instructor/schedules.md",
         "book/src/interview/index.md",
@@ -432,8 +467,8 @@ fn guide_pages() -> Vec<(String, String)> {
     .collect()
 }
 
-/// A plan must never offer a level the drill refuses (`professional` has no page): every
-/// `--level` is one of the bank's levels, or a `<level>` placeholder next to the list of them.
+/// A plan must never offer a level the drill refuses: every `--level` is one of the bank's
+/// levels, or a `<level>` placeholder next to the list of them.
 #[test]
 fn every_level_the_guides_offer_to_the_drill_exists() {
     let mut wrong = Vec::new();
@@ -447,7 +482,7 @@ fn every_level_the_guides_offer_to_the_drill_exists() {
                     .collect();
                 let near = format!("{line} {}", lines.get(n + 1).unwrap_or(&""));
                 let ok = if value == "<level>" {
-                    near.contains("junior, middle, senior or staff")
+                    near.contains("junior, middle, senior, professional or staff")
                 } else {
                     LEVELS.contains(&value.as_str())
                 };
@@ -462,6 +497,13 @@ fn every_level_the_guides_offer_to_the_drill_exists() {
         "levels the drill would refuse, or a placeholder without the list: {wrong:?}"
     );
 }
+
+/// The pages that hold session plans, hands-on and interview, in the guide's folder.
+const SESSION_PAGES: [&str; 3] = [
+    "sessions.md",
+    "sessions-professional.md",
+    "interview-sessions.md",
+];
 
 /// `a-b` minutes of a session plan's row.
 fn slot(cell: &str) -> Option<(u32, u32)> {
@@ -520,7 +562,7 @@ fn the_session_plans_keep_the_guides_timing_rules() {
     let mut wrong = Vec::new();
     let mut plans = 0;
     let mut end_of_previous: Option<u32> = None;
-    let pages = ["sessions.md", "interview-sessions.md"].map(|page| {
+    let pages = SESSION_PAGES.map(|page| {
         let text = fs::read_to_string(root().join("book/src/instructor").join(page)).unwrap();
         (page, text)
     });
@@ -586,23 +628,28 @@ fn the_session_plans_keep_the_guides_timing_rules() {
             ));
         }
     }
-    assert!(plans >= 12, "found {plans} plans");
+    assert!(plans >= 14, "found {plans} plans");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// Every exercise a plan or a schedule uses has a debrief on a debriefs page.
+/// Every exercise a plan or a schedule uses has a debrief on a debriefs page, and so does
+/// every exercise of the levels taught hands-on (junior to professional).
 #[test]
 fn every_exercise_used_has_a_debrief() {
-    let sessions: String = ["sessions.md", "interview-sessions.md"]
+    let sessions: String = SESSION_PAGES
         .iter()
         .map(|page| fs::read_to_string(root().join("book/src/instructor").join(page)).unwrap())
         .collect::<Vec<_>>()
         .join("\n");
     let schedules = fs::read_to_string(root().join("book/src/instructor/schedules.md")).unwrap();
-    let notes: String = ["debriefs.md", "debriefs-senior.md"]
-        .iter()
-        .map(|page| fs::read_to_string(root().join("book/src/instructor").join(page)).unwrap())
-        .collect();
+    let notes: String = [
+        "debriefs.md",
+        "debriefs-senior.md",
+        "debriefs-professional.md",
+    ]
+    .iter()
+    .map(|page| fs::read_to_string(root().join("book/src/instructor").join(page)).unwrap())
+    .collect();
     let debriefs: BTreeSet<String> = notes
         .lines()
         .filter_map(|line| line.strip_prefix("## Debrief "))
@@ -615,6 +662,16 @@ fn every_exercise_used_has_a_debrief() {
         .collect();
     let missing: Vec<&String> = used.difference(&debriefs).collect();
     assert!(missing.is_empty(), "no debrief for {missing:?}");
+    let taught: Vec<String> = exercise_minutes()
+        .into_keys()
+        .filter(|id| b"JMSP".contains(&id.as_bytes()[0]))
+        .filter(|id| !debriefs.contains(id))
+        .collect();
+    assert!(taught.is_empty(), "no debrief for {taught:?}");
+    for n in 1..=8 {
+        let id = format!("P{n:02}");
+        assert!(debriefs.contains(&id), "no debrief for {id}");
+    }
 }
 
 /// The answer keys of the live segments quote code from the file they name ("from `path`:"):

@@ -1,4 +1,5 @@
-//! The interview bank: the questions of `book/src/interview/{junior,middle,senior,staff}.md`.
+//! The interview bank: the questions of
+//! `book/src/interview/{junior,middle,senior,professional,staff}.md`.
 //!
 //! The bank lives once, in the book's markdown, in the format documented at the top of
 //! `book/src/interview/index.md`. This module parses it strictly: a question with a missing or
@@ -17,7 +18,7 @@ use anyhow::{Context, Result, bail};
 pub const BANK_DIR: &str = "book/src/interview";
 
 /// The levels that have a page of questions, in course order.
-pub const LEVELS: [&str; 4] = ["junior", "middle", "senior", "staff"];
+pub const LEVELS: [&str; 5] = ["junior", "middle", "senior", "professional", "staff"];
 
 /// The parts of a question's body, in the order they must appear; the last is optional.
 const QUESTION: &str = "**Question.**";
