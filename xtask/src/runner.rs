@@ -1075,6 +1075,16 @@ the server did not start
     }
 
     #[test]
+    fn a_full_disk_stops_the_run_with_its_reason() {
+        let stderr = "   Compiling tokio v1.54.0\nerror: failed to write `target/x.rlib`: \
+                      No space left on device (os error 28)\n";
+        let why = bail_if_disk_full(stderr).unwrap_err().to_string();
+        assert!(why.contains("the disk is full"), "{why}");
+        assert!(why.contains("os error 28"), "{why}");
+        assert!(bail_if_disk_full("error[E0382]: borrow of moved value: `body`").is_ok());
+    }
+
+    #[test]
     fn insta_advice_is_dropped() {
         let failure = clean_failure(
             "Snapshot: transcript\n-old\n+new\nTo update snapshots run `cargo insta review`\n",
