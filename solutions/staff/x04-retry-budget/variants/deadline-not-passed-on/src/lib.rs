@@ -1,0 +1,203 @@
+//! `storefront`: the product pages' backend.
+//!
+//! - `GET /stock/{sku}` answers how many of a product are in stock, which it asks the
+//!   `inventory` service for.
+//!
+//! Callers say how long they are prepared to wait in the [`DEADLINE_HEADER`] header: the time
+//! they have left, in milliseconds. A request without it gets [`DEFAULT_DEADLINE`]. The
+//! inventory service has bad minutes, so a failed lookup is tried again after a short pause.
+//!
+//! `main` builds one [`Storefront`] and hands a clone to every connection it accepts.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+/// The header in which a caller says how many milliseconds it has left.
+pub const DEADLINE_HEADER: &str = "x-deadline-ms";
+/// The deadline of a request that does not say.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
+/// The pause before trying a failed lookup again.
+pub const BACKOFF: Duration = Duration::from_millis(50);
+/// Lookups per request, the first one included, while the retry budget allows them.
+const MAX_ATTEMPTS: u32 = 4;
+/// Each request earns this share of a retry.
+const RETRY_RATIO: f32 = 0.2;
+
+/// One lookup sent to the inventory service.
+#[derive(Debug, Clone)]
+pub struct StockQuery {
+    /// The product.
+    pub sku: String,
+    /// How long the storefront will still wait for the answer. The inventory client sends it
+    /// as the outbound request's own `x-deadline-ms`, so the inventory service can give up
+    /// instead of working for a caller that has gone. `None`: wait as long as it takes.
+    pub time_left: Option<Duration>,
+}
+
+/// The inventory service failed the lookup (an error status, a reset, a timeout).
+#[derive(Debug, Clone)]
+pub struct UpstreamError;
+
+/// The client of the inventory service: one lookup in, a stock level out.
+pub type Inventory = BoxCloneSyncService<StockQuery, u32, UpstreamError>;
+
+/// Why a lookup produced no stock level.
+#[derive(Debug)]
+enum LookupError {
+    /// The inventory service failed, and no retry was allowed.
+    Upstream,
+    /// The caller's deadline came first.
+    Deadline,
+}
+
+/// The storefront service.
+#[derive(Clone)]
+pub struct Storefront {
+    inventory: Inventory,
+    /// One budget for the whole service: every clone (per connection, per request) shares it,
+    /// so it counts every request and every retry the storefront sends.
+    retries: Arc<Mutex<RetryBudget>>,
+}
+
+impl Storefront {
+    /// A storefront that looks stock up through `inventory`.
+    pub fn new(inventory: Inventory) -> Self {
+        Self {
+            inventory,
+            retries: Arc::new(Mutex::new(RetryBudget::new())),
+        }
+    }
+
+    async fn handle(self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let Some(sku) = request.uri().path().strip_prefix("/stock/") else {
+            return reply(StatusCode::NOT_FOUND, "no such page\n".to_owned());
+        };
+        let deadline = Instant::now() + time_allowed(&request);
+        match self.stock(sku, deadline).await {
+            Ok(count) => reply(StatusCode::OK, format!("{sku}: {count} in stock\n")),
+            Err(LookupError::Upstream) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "inventory unavailable\n".to_owned(),
+            ),
+            Err(LookupError::Deadline) => reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                "inventory too slow\n".to_owned(),
+            ),
+        }
+    }
+
+    /// Asks the inventory service, and asks again if it fails, while the budget allows; the
+    /// caller's deadline is enforced around it, by `timeout_at`.
+    async fn stock(&self, sku: &str, deadline: Instant) -> Result<u32, LookupError> {
+        self.retries.lock().unwrap().deposit();
+        let lookups = async {
+            let mut attempt = 1;
+            loop {
+                // The timeout below already enforces the deadline.
+                let query = StockQuery {
+                    sku: sku.to_owned(),
+                    time_left: None,
+                };
+                match self.inventory.clone().oneshot(query).await {
+                    Ok(count) => return Ok(count),
+                    Err(UpstreamError) => {
+                        if attempt == MAX_ATTEMPTS || !self.retries.lock().unwrap().withdraw() {
+                            return Err(LookupError::Upstream);
+                        }
+                        attempt += 1;
+                        tokio::time::sleep(BACKOFF).await;
+                    }
+                }
+            }
+        };
+        // At the deadline the loop is dropped wherever it is: mid-lookup or mid-pause.
+        tokio::time::timeout_at(deadline, lookups)
+            .await
+            .unwrap_or(Err(LookupError::Deadline))
+    }
+}
+
+/// Retry tokens: [`BUDGET_FLOOR`] to start with, one more each second and a fifth of one per
+/// request, never more than [`BUDGET_FLOOR`] saved up. A retry spends one.
+#[derive(Debug)]
+struct RetryBudget {
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+/// The most retry tokens a quiet spell saves up.
+const BUDGET_FLOOR: f64 = 10.0;
+
+impl RetryBudget {
+    fn new() -> Self {
+        Self {
+            tokens: BUDGET_FLOOR,
+            refilled_at: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, earned: f64) {
+        let now = Instant::now();
+        let seconds = now.duration_since(self.refilled_at).as_secs_f64();
+        self.refilled_at = now;
+        self.tokens = (self.tokens + seconds + earned).min(BUDGET_FLOOR);
+    }
+
+    fn deposit(&mut self) {
+        self.add(f64::from(RETRY_RATIO));
+    }
+
+    fn withdraw(&mut self) -> bool {
+        self.add(0.0);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The time the caller allows: its `x-deadline-ms`, or the default.
+fn time_allowed(request: &Request<Incoming>) -> Duration {
+    request
+        .headers()
+        .get(DEADLINE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .map_or(DEFAULT_DEADLINE, Duration::from_millis)
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+/// Serves one accepted connection with `storefront`.
+pub async fn serve_connection<IO>(io: IO, storefront: Storefront) -> hyper::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let storefront = storefront.clone();
+        async move { Ok::<_, Infallible>(storefront.handle(request).await) }
+    });
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await
+}
