@@ -1,0 +1,177 @@
+//! `boxoffice`: ticket sales for one concert.
+//!
+//! `POST /orders` with the body `seats=2` buys two seats. Placing an order is a commit across
+//! two services: hold the seats at the venue's inventory, then record the charge in the
+//! payments ledger. The answer is `201 Created` with `order 7: 2 seats`, `409 Conflict` when
+//! the show is sold out, or `503` when the ledger is gone.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+mod backends;
+pub use backends::{Charge, Inventory, Ledger, LedgerClosed, SoldOut};
+
+/// The most seats one order may buy.
+pub const MAX_SEATS: u32 = 8;
+
+/// How long shutdown may wait for work in flight: the orchestrator kills the process 30 s
+/// after SIGTERM, and draining the connections takes its own share of that.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The box office: the services an order touches, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct BoxOffice {
+    inventory: Inventory,
+    ledger: Ledger,
+    next_order: Arc<AtomicU64>,
+    /// The queue of the one task that places orders: requests only wait for its answers.
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Why an order was not placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    SoldOut,
+    LedgerClosed,
+}
+
+impl BoxOffice {
+    /// A box office selling from `inventory` and charging through `ledger`. Starts the task
+    /// that places orders, so it must be called inside a tokio runtime.
+    pub fn new(inventory: Inventory, ledger: Ledger) -> Self {
+        let (jobs, queue) = mpsc::channel(64);
+        let office = Self {
+            inventory,
+            ledger,
+            next_order: Arc::new(AtomicU64::new(1)),
+            jobs,
+        };
+        tokio::spawn(place_orders(office.clone(), queue));
+        office
+    }
+
+    /// Places an order: both halves or neither. Returns the order's number.
+    async fn place(&self, seats: u32) -> Result<u64, Refused> {
+        self.inventory
+            .hold(seats)
+            .await
+            .map_err(|SoldOut| Refused::SoldOut)?;
+        let order = self.next_order.fetch_add(1, Ordering::SeqCst);
+        if let Err(LedgerClosed) = self.ledger.append(Charge { order, seats }).await {
+            self.inventory.release(seats);
+            return Err(Refused::LedgerClosed);
+        }
+        Ok(order)
+    }
+
+    /// Queues the order for the order writer and waits for its answer; a client that hangs
+    /// up drops only the wait.
+    async fn commit(&self, seats: u32) -> Result<u64, Refused> {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job::Place { seats, reply }).await.is_err() {
+            return Err(Refused::LedgerClosed);
+        }
+        answer.await.unwrap_or(Err(Refused::LedgerClosed))
+    }
+
+    /// The last step of shutdown, once the listener is closed and the connections drained:
+    /// lets the writer place every order queued before it (for at most [`SHUTDOWN_GRACE`]),
+    /// then closes the ledger.
+    pub async fn shutdown(&self) {
+        let drained = async {
+            let (done, drained) = oneshot::channel();
+            if self.jobs.send(Job::Drain(done)).await.is_ok() {
+                let _ = drained.await;
+            }
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
+        self.ledger.close();
+    }
+}
+
+/// What the order writer is asked to do.
+#[derive(Debug)]
+enum Job {
+    Place {
+        seats: u32,
+        reply: oneshot::Sender<Result<u64, Refused>>,
+    },
+    /// Stop, once every job queued before this one is done.
+    Drain(oneshot::Sender<()>),
+}
+
+/// The order writer: places the queued orders one after another, and ends on `Drain`.
+async fn place_orders(office: BoxOffice, mut queue: mpsc::Receiver<Job>) {
+    while let Some(job) = queue.recv().await {
+        match job {
+            Job::Place { seats, reply } => {
+                let _ = reply.send(office.place(seats).await);
+            }
+            Job::Drain(done) => {
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+/// Serves one client connection until the client goes away.
+pub async fn serve_connection<IO>(io: IO, office: BoxOffice) -> hyper::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(request, office.clone()));
+    http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    office: BoxOffice,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() != Method::POST || request.uri().path() != "/orders" {
+        return Ok(answer(StatusCode::NOT_FOUND, "not found\n".into()));
+    }
+    let Ok(body) = request.into_body().collect().await else {
+        return Ok(answer(StatusCode::BAD_REQUEST, "unreadable body\n".into()));
+    };
+    let Some(seats) = seats_param(&body.to_bytes()) else {
+        let hint = format!("expected seats=N with N from 1 to {MAX_SEATS}\n");
+        return Ok(answer(StatusCode::BAD_REQUEST, hint));
+    };
+    Ok(match office.commit(seats).await {
+        Ok(order) => answer(
+            StatusCode::CREATED,
+            format!("order {order}: {seats} seats\n"),
+        ),
+        Err(Refused::SoldOut) => answer(StatusCode::CONFLICT, "sold out\n".into()),
+        Err(Refused::LedgerClosed) => {
+            answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
+        }
+    })
+}
+
+fn answer(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::from(text));
+    *response.status_mut() = status;
+    response
+}
+
+fn seats_param(body: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(body).ok()?;
+    let seats = text.trim().strip_prefix("seats=")?.parse().ok()?;
+    (1..=MAX_SEATS).contains(&seats).then_some(seats)
+}
