@@ -83,7 +83,9 @@ fn reading_times(workshop: &Workshop) -> Result<()> {
             let Some(page) = target.strip_prefix(&format!("{level}/")) else {
                 continue;
             };
-            if page.starts_with("exercises/") {
+            // The whole course's closing pages live beside the staff level's but are not
+            // part of its reading.
+            if page.starts_with("exercises/") || page.starts_with("course-") {
                 continue;
             }
             let text = fs::read_to_string(src.join(target)).unwrap_or_default();
