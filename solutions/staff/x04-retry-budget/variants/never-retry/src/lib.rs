@@ -124,12 +124,16 @@ impl Storefront {
                 sku: sku.to_owned(),
                 time_left: Some(time_left),
             };
-            match self.inventory.clone().oneshot(query).await {
-                Ok(count) => return Ok(count),
-                Err(UpstreamError) if attempt == MAX_ATTEMPTS => {
+            // `time_left` asks the inventory service to give up in time; it may not read it.
+            // The storefront stops waiting at the deadline whatever the other side does.
+            let lookup = self.inventory.clone().oneshot(query);
+            match tokio::time::timeout_at(deadline, lookup).await {
+                Err(_elapsed) => return Err(LookupError::Deadline),
+                Ok(Ok(count)) => return Ok(count),
+                Ok(Err(UpstreamError)) if attempt == MAX_ATTEMPTS => {
                     return Err(LookupError::Upstream);
                 }
-                Err(UpstreamError) => {
+                Ok(Err(UpstreamError)) => {
                     // Past the deadline once the pause is over: the caller has stopped waiting.
                     if Instant::now() + BACKOFF >= deadline {
                         return Err(LookupError::Deadline);

@@ -126,16 +126,16 @@ impl Storefront {
             sku: sku.to_owned(),
             time_left: Some(time_left),
         };
-        Retry::new(policy, self.inventory.clone())
-            .oneshot(query)
-            .await
-            .map_err(|UpstreamError| {
-                if Instant::now() + BACKOFF >= deadline {
-                    LookupError::Deadline
-                } else {
-                    LookupError::Upstream
-                }
-            })
+        // The policy stops retrying in time, but a lookup in flight is the inventory service's
+        // to end: `timeout_at` ends the wait at the deadline whatever it does.
+        let lookups = Retry::new(policy, self.inventory.clone()).oneshot(query);
+        match tokio::time::timeout_at(deadline, lookups).await {
+            Ok(Ok(count)) => Ok(count),
+            Ok(Err(UpstreamError)) if Instant::now() + BACKOFF < deadline => {
+                Err(LookupError::Upstream)
+            }
+            Ok(Err(UpstreamError)) | Err(_) => Err(LookupError::Deadline),
+        }
     }
 }
 

@@ -94,9 +94,20 @@ impl Storefront {
         let Some(sku) = request.uri().path().strip_prefix("/stock/") else {
             return reply(StatusCode::NOT_FOUND, "no such page\n".to_owned());
         };
-        // Our own timeout: callers have a deadline header, but a fixed figure is simpler.
-        let deadline = Instant::now() + DEFAULT_DEADLINE;
-        match self.stock(sku, deadline).await {
+        let deadline = Instant::now() + time_allowed(&request);
+        // The lookups run on a task of their own: the caller is answered at its deadline, and
+        // a lookup in flight is not cut off half-way.
+        let sku = sku.to_owned();
+        let lookups = tokio::spawn({
+            let sku = sku.clone();
+            async move { self.stock(&sku, deadline).await }
+        });
+        let outcome = match tokio::time::timeout_at(deadline, lookups).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_panicked)) => Err(LookupError::Upstream),
+            Err(_elapsed) => Err(LookupError::Deadline),
+        };
+        match outcome {
             Ok(count) => reply(StatusCode::OK, format!("{sku}: {count} in stock\n")),
             Err(LookupError::Upstream) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -109,8 +120,8 @@ impl Storefront {
         }
     }
 
-    /// Asks the inventory service, and asks again if it fails, while the budget and the
-    /// caller's deadline allow.
+    /// Asks the inventory service, and asks again if it fails, while the budget allows. The
+    /// caller's deadline is kept by `handle`, which stops waiting for this at the deadline.
     async fn stock(&self, sku: &str, deadline: Instant) -> Result<u32, LookupError> {
         // Every request earns the budget a fraction of a retry.
         self.retries.deposit();
@@ -118,9 +129,6 @@ impl Storefront {
         loop {
             // The next hop gets what is left, not what the caller first asked for.
             let time_left = deadline.saturating_duration_since(Instant::now());
-            if time_left.is_zero() {
-                return Err(LookupError::Deadline);
-            }
             let query = StockQuery {
                 sku: sku.to_owned(),
                 time_left: Some(time_left),
@@ -131,10 +139,6 @@ impl Storefront {
                     return Err(LookupError::Upstream);
                 }
                 Err(UpstreamError) => {
-                    // Past the deadline once the pause is over: the caller has stopped waiting.
-                    if Instant::now() + BACKOFF >= deadline {
-                        return Err(LookupError::Deadline);
-                    }
                     // An outage empties the budget: then the storefront fails fast instead of
                     // multiplying the inventory service's load.
                     if !self.retries.withdraw() {
@@ -146,6 +150,16 @@ impl Storefront {
             }
         }
     }
+}
+
+/// The time the caller allows: its `x-deadline-ms`, or the default.
+fn time_allowed(request: &Request<Incoming>) -> Duration {
+    request
+        .headers()
+        .get(DEADLINE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .map_or(DEFAULT_DEADLINE, Duration::from_millis)
 }
 
 fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -21,6 +21,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tower::ServiceExt;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
@@ -35,10 +36,10 @@ pub const BACKOFF: Duration = Duration::from_millis(50);
 const MAX_ATTEMPTS: u32 = 4;
 /// Over any [`BUDGET_WINDOW`], retries may add this share to the requests sent...
 const RETRY_RATIO: f32 = 0.2;
-/// ...plus this many retries a second, so that a quiet service can still retry at all.
-const MIN_RETRIES_PER_SECOND: u32 = 1;
-/// How long a request or a retry counts against the budget.
-const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+/// ...plus this many retries, so that a quiet service can still retry at all...
+const MIN_RETRIES_PER_SECOND: u32 = 10;
+/// ...over a short window, so that the budget forgets an outage's retries quickly.
+const BUDGET_WINDOW: Duration = Duration::from_secs(1);
 
 /// One lookup sent to the inventory service.
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ pub type Inventory = BoxCloneSyncService<StockQuery, u32, UpstreamError>;
 enum LookupError {
     /// The inventory service failed, and no retry was allowed.
     Upstream,
+    /// The caller's deadline came first.
+    Deadline,
 }
 
 /// The storefront service.
@@ -91,31 +94,50 @@ impl Storefront {
         let Some(sku) = request.uri().path().strip_prefix("/stock/") else {
             return reply(StatusCode::NOT_FOUND, "no such page\n".to_owned());
         };
-        match self.stock(sku).await {
+        let deadline = Instant::now() + time_allowed(&request);
+        match self.stock(sku, deadline).await {
             Ok(count) => reply(StatusCode::OK, format!("{sku}: {count} in stock\n")),
             Err(LookupError::Upstream) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "inventory unavailable\n".to_owned(),
             ),
+            Err(LookupError::Deadline) => reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                "inventory too slow\n".to_owned(),
+            ),
         }
     }
 
-    /// Asks the inventory service, and asks again if it fails, while the budget allows.
-    async fn stock(&self, sku: &str) -> Result<u32, LookupError> {
+    /// Asks the inventory service, and asks again if it fails, while the budget and the
+    /// caller's deadline allow.
+    async fn stock(&self, sku: &str, deadline: Instant) -> Result<u32, LookupError> {
         // Every request earns the budget a fraction of a retry.
         self.retries.deposit();
         let mut attempt = 1;
         loop {
+            // The next hop gets what is left, not what the caller first asked for.
+            let time_left = deadline.saturating_duration_since(Instant::now());
+            if time_left.is_zero() {
+                return Err(LookupError::Deadline);
+            }
             let query = StockQuery {
                 sku: sku.to_owned(),
-                time_left: None,
+                time_left: Some(time_left),
             };
-            match self.inventory.clone().oneshot(query).await {
-                Ok(count) => return Ok(count),
-                Err(UpstreamError) if attempt == MAX_ATTEMPTS => {
+            // `time_left` asks the inventory service to give up in time; it may not read it.
+            // The storefront stops waiting at the deadline whatever the other side does.
+            let lookup = self.inventory.clone().oneshot(query);
+            match tokio::time::timeout_at(deadline, lookup).await {
+                Err(_elapsed) => return Err(LookupError::Deadline),
+                Ok(Ok(count)) => return Ok(count),
+                Ok(Err(UpstreamError)) if attempt == MAX_ATTEMPTS => {
                     return Err(LookupError::Upstream);
                 }
-                Err(UpstreamError) => {
+                Ok(Err(UpstreamError)) => {
+                    // Past the deadline once the pause is over: the caller has stopped waiting.
+                    if Instant::now() + BACKOFF >= deadline {
+                        return Err(LookupError::Deadline);
+                    }
                     // An outage empties the budget: then the storefront fails fast instead of
                     // multiplying the inventory service's load.
                     if !self.retries.withdraw() {
@@ -127,6 +149,16 @@ impl Storefront {
             }
         }
     }
+}
+
+/// The time the caller allows: its `x-deadline-ms`, or the default.
+fn time_allowed(request: &Request<Incoming>) -> Duration {
+    request
+        .headers()
+        .get(DEADLINE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .map_or(DEFAULT_DEADLINE, Duration::from_millis)
 }
 
 fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
