@@ -106,7 +106,9 @@ fn committed_once(venue: &Venue, orders: usize, moment: &str) {
     assert!(
         !(held == expected && charged + 2 == expected),
         "a client left {moment}: its two seats are held but were never charged. Half a commit: \
-         the handler's future was dropped with the commit inside it ({charges:?})"
+         the commit was cancelled when hyper dropped the handler's future, because it ran \
+         inside that future or in a task aborted with it (an AbortOnDropHandle, a JoinSet the \
+         handler owns) ({charges:?})"
     );
     assert!(
         !(held + 2 == expected && charged + 2 == expected),
@@ -121,6 +123,15 @@ fn committed_once(venue: &Venue, orders: usize, moment: &str) {
          {} charge(s): an order must be committed exactly once, neither retried nor re-run \
          ({charges:?})",
         charges.len()
+    );
+    let holds = *venue.inventory.watch_requests().borrow();
+    assert_eq!(
+        holds, orders as u64,
+        "after {orders} order(s), the inventory was asked for {holds} hold(s): a hold cut off \
+         when the client left was sent again. The stand-in ignores a call dropped before it \
+         answers, but a real one may have taken the seats already; the same goes for a ledger \
+         write sent again, which charges twice. Let the interrupted call itself run to its end \
+         instead of re-sending it"
     );
 }
 
@@ -141,6 +152,26 @@ fn a_client_that_waits_gets_its_order() {
             (SEATS - 2, vec![Charge { order: 1, seats: 2 }]),
             "when the answer 201 arrives, the seats must be held and the charge recorded: the \
              answer reports a commit that has happened, not one that may still fail"
+        );
+
+        // Two clients at once: each commit waits on the network, not on the other, so both
+        // answers come within one commit's time (a hold and a write), not two.
+        let started = tokio::time::Instant::now();
+        let ((_a, first, _), (_b, second, _)) =
+            tokio::join!(order_and_wait(&venue.office), order_and_wait(&venue.office));
+        let took = started.elapsed();
+        let one_commit = INVENTORY_LATENCY + LEDGER_LATENCY;
+        assert_eq!(
+            (first, second),
+            (201, 201),
+            "two clients ordered at once from a venue with seats to spare: both must get 201"
+        );
+        assert!(
+            took < one_commit * 3 / 2,
+            "two clients ordered at once and got their answers after {took:?}, though one \
+             commit takes {one_commit:?}: the orders were placed one after another. A commit \
+             spends its time waiting on the inventory and the ledger; run each in a task of its \
+             own so that they wait side by side"
         );
 
         let sold_out = venue_with(1, LEDGER_LATENCY);
@@ -258,6 +289,58 @@ fn shutdown_waits_for_the_commits_in_flight() {
     });
 }
 
+/// Shutdown starts while the only order in flight is one whose client left: first while its
+/// seats are being held, then, with a ledger that takes five seconds a write, while its charge
+/// is on its way. Nobody waits for the answer, yet shutdown must wait for the order, however
+/// long its write takes, and return once it lands.
+#[test]
+fn shutdown_waits_for_an_order_whose_client_left() {
+    check(HANG).paused(|| async {
+        for (ledger_latency, during_the_hold, moment) in [
+            (LEDGER_LATENCY, true, "while its seats were being held"),
+            (
+                Duration::from_secs(5),
+                false,
+                "while its five-second ledger write was on its way",
+            ),
+        ] {
+            let venue = venue(ledger_latency);
+            let leaving = send_order(&venue.office).await;
+            if during_the_hold {
+                wait_for(venue.inventory.watch_requests(), "the hold", |n| *n == 1).await;
+            } else {
+                wait_for(venue.inventory.watch_left(), "the hold", |left| {
+                    *left == SEATS - 2
+                })
+                .await;
+            }
+            drop(leaving);
+
+            let started = tokio::time::Instant::now();
+            let due = INVENTORY_LATENCY + ledger_latency + Duration::from_secs(1);
+            let finished = tokio::time::timeout(due, venue.office.shutdown()).await;
+            let took = started.elapsed();
+            let charges = venue.ledger.charges();
+            assert!(
+                finished.is_ok(),
+                "a client left {moment}, and shutdown was still waiting {took:?} later, though \
+                 that order's commit takes at most {:?}: it waits for something that does not \
+                 end when the order does",
+                INVENTORY_LATENCY + ledger_latency
+            );
+            assert_eq!(
+                charges.len(),
+                1,
+                "a client left {moment}, shutdown started, and it returned after {took:?} with \
+                 that order uncharged: it closed the ledger under a commit nobody was waiting \
+                 for. Shutdown must wait for the commit itself: not for a handler (which hyper \
+                 dropped with the client), not for the ledger writes alone (a hold comes first), \
+                 not for a fixed time (a write may take longer)"
+            );
+        }
+    });
+}
+
 /// The ledger hangs (an hour per write) while an order is mid-commit: shutdown must give up
 /// after its grace, because the orchestrator's SIGKILL will not wait for it.
 #[test]
@@ -281,21 +364,40 @@ fn shutdown_gives_up_after_its_grace() {
     });
 }
 
-/// The ledger is slow (a minute per write) and the client waits: it gets its order placed,
-/// late, rather than a commit cut in half.
+/// The ledger is slow (ten minutes per write, longer than any answer deadline a handler might
+/// pick) and the client waits: it gets its order placed, late, and is told so, rather than a
+/// commit cut in half, placed twice, or an answer that does not match what happened.
 #[test]
 fn a_slow_ledger_still_places_the_order() {
     check(HANG).paused(|| async {
-        let venue = venue(Duration::from_secs(60));
+        let slow = Duration::from_secs(600);
+        let venue = venue(slow);
         let (_client, status, _) = order_and_wait(&venue.office).await;
+        // Whatever the answer, let every commit the order started land before the verdict: the
+        // paused clock moves only while every task is idle, so by then each has done all it
+        // ever will (as in `settle`).
+        tokio::time::sleep(slow + SETTLE).await;
         let held = SEATS - venue.inventory.left();
         let charges = venue.ledger.charges();
         assert!(
+            held <= 2 && charges.len() <= 1,
+            "with a ledger taking {slow:?} per write, one order left {held} seats held and \
+             {charges:?}: it was placed twice. A commit that is slow is not stuck; starting it \
+             again beside the first one commits the order a second time"
+        );
+        assert!(
+            !(held == 2 && charges.is_empty()),
+            "with a ledger taking {slow:?} per write, the order ended with its seats held and \
+             never charged (the client got {status}): the commit was cut between its halves, \
+             by a deadline that aborted it. Never abort a must-complete task"
+        );
+        assert!(
             status == 201 && held == 2 && charges.len() == 1,
-            "with a ledger taking a minute per write, a client that waited got {status}, and \
-             the venue shows {held} seats held and {charges:?}: the commit was given up \
-             halfway (seats held, never charged) or the client was not told it succeeded. A \
-             commit is never cut short, however slow"
+            "with a ledger taking {slow:?} per write, a client that waited got {status}, and the \
+             venue shows {held} seats held and {charges:?}. A client that waits gets its answer \
+             once its order is placed, however slow the ledger: a handler that stops waiting \
+             early and answers 503 tells the client its order failed while the order goes on \
+             to be placed"
         );
     });
 }

@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 mod backends;
 pub use backends::{Charge, Inventory, Ledger, LedgerClosed, SoldOut};
@@ -112,18 +113,32 @@ enum Job {
     Drain(oneshot::Sender<()>),
 }
 
-/// The order writer: places the queued orders one after another, and ends on `Drain`.
+/// The order writer: starts each queued order in a task of its own, so that orders wait on
+/// the inventory and the ledger side by side, and on `Drain` stops taking orders, waits for
+/// those it started, and ends.
 async fn place_orders(office: BoxOffice, mut queue: mpsc::Receiver<Job>) {
-    while let Some(job) = queue.recv().await {
-        match job {
-            Job::Place { seats, reply } => {
-                let _ = reply.send(office.place(seats).await);
-            }
-            Job::Drain(done) => {
-                let _ = done.send(());
-                return;
-            }
+    let mut placing = JoinSet::new();
+    let drain = loop {
+        tokio::select! {
+            job = queue.recv() => match job {
+                Some(Job::Place { seats, reply }) => {
+                    let office = office.clone();
+                    placing.spawn(async move {
+                        let _ = reply.send(office.place(seats).await);
+                    });
+                }
+                Some(Job::Drain(done)) => break Some(done),
+                None => break None,
+            },
+            // Reap the orders already placed, so that the set holds only those in flight.
+            Some(_) = placing.join_next(), if !placing.is_empty() => {}
         }
+    };
+    // No deadline here: shutdown stops waiting at its grace, but the orders keep running
+    // (dropping the set would abort them between their two halves).
+    while placing.join_next().await.is_some() {}
+    if let Some(done) = drain {
+        let _ = done.send(());
     }
 }
 

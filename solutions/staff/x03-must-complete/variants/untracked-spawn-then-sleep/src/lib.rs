@@ -18,7 +18,6 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::task::TaskTracker;
 
 mod backends;
 pub use backends::{Charge, Inventory, Ledger, LedgerClosed, SoldOut};
@@ -36,8 +35,6 @@ pub struct BoxOffice {
     inventory: Inventory,
     ledger: Ledger,
     next_order: Arc<AtomicU64>,
-    /// Every commit in flight: the service owns them, not the requests that asked for them.
-    commits: TaskTracker,
 }
 
 /// Why an order was not placed.
@@ -54,7 +51,6 @@ impl BoxOffice {
             inventory,
             ledger,
             next_order: Arc::new(AtomicU64::new(1)),
-            commits: TaskTracker::new(),
         }
     }
 
@@ -72,43 +68,22 @@ impl BoxOffice {
         Ok(order)
     }
 
-    /// Places the order inline; if the handler is dropped before the order is placed, a
-    /// guard starts it again in a task the box office owns, so a hang-up never loses it.
+    /// Places an order in a task of its own, so that a client hanging up cannot cut it short.
     async fn commit(&self, seats: u32) -> Result<u64, Refused> {
-        let mut guard = FinishOnDrop {
-            office: Some(self.clone()),
-            seats,
-        };
-        let outcome = self.place(seats).await;
-        guard.office = None;
-        outcome
+        let office = self.clone();
+        let commit = tokio::spawn(async move { office.place(seats).await });
+        commit
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
     }
 
     /// The last step of shutdown, once the listener is closed and the connections drained:
-    /// waits (for at most [`SHUTDOWN_GRACE`]) for the commits in flight, then closes the
-    /// connection to the ledger.
+    /// gives the ledger writes in flight time to land, then closes the connection to the
+    /// ledger.
     pub async fn shutdown(&self) {
-        self.commits.close();
-        // Past the grace, stop waiting: the orchestrator's SIGKILL would not. A write still in
-        // flight then fails against the closed ledger and gives its seats back.
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.commits.wait()).await;
+        // A ledger write takes about two seconds: wait a little longer than one.
+        tokio::time::sleep(Duration::from_millis(2900)).await;
         self.ledger.close();
-    }
-}
-
-/// Starts the order again, in a tracked task, if dropped while `office` is still set.
-struct FinishOnDrop {
-    office: Option<BoxOffice>,
-    seats: u32,
-}
-
-impl Drop for FinishOnDrop {
-    fn drop(&mut self) {
-        if let Some(office) = self.office.take() {
-            let seats = self.seats;
-            let commits = office.commits.clone();
-            commits.spawn(async move { office.place(seats).await });
-        }
     }
 }
 

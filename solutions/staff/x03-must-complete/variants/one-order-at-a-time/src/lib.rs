@@ -18,6 +18,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
 
 mod backends;
 pub use backends::{Charge, Inventory, Ledger, LedgerClosed, SoldOut};
@@ -35,6 +36,8 @@ pub struct BoxOffice {
     inventory: Inventory,
     ledger: Ledger,
     next_order: Arc<AtomicU64>,
+    /// The queue of the one task that places orders: requests only wait for its answers.
+    jobs: mpsc::Sender<Job>,
 }
 
 /// Why an order was not placed.
@@ -45,13 +48,18 @@ pub enum Refused {
 }
 
 impl BoxOffice {
-    /// A box office selling from `inventory` and charging through `ledger`.
+    /// A box office selling from `inventory` and charging through `ledger`. Starts the task
+    /// that places orders, so it must be called inside a tokio runtime.
     pub fn new(inventory: Inventory, ledger: Ledger) -> Self {
-        Self {
+        let (jobs, queue) = mpsc::channel(64);
+        let office = Self {
             inventory,
             ledger,
             next_order: Arc::new(AtomicU64::new(1)),
-        }
+            jobs,
+        };
+        tokio::spawn(place_orders(office.clone(), queue));
+        office
     }
 
     /// Places an order: both halves or neither. Returns the order's number.
@@ -68,19 +76,54 @@ impl BoxOffice {
         Ok(order)
     }
 
-    /// Places an order in a task of its own, so that a client hanging up cannot cut it short.
+    /// Queues the order for the order writer and waits for its answer; a client that hangs
+    /// up drops only the wait.
     async fn commit(&self, seats: u32) -> Result<u64, Refused> {
-        let office = self.clone();
-        let commit = tokio::spawn(async move { office.place(seats).await });
-        commit
-            .await
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job::Place { seats, reply }).await.is_err() {
+            return Err(Refused::LedgerClosed);
+        }
+        answer.await.unwrap_or(Err(Refused::LedgerClosed))
     }
 
     /// The last step of shutdown, once the listener is closed and the connections drained:
-    /// closes the connection to the ledger.
+    /// lets the writer place every order queued before it (for at most [`SHUTDOWN_GRACE`]),
+    /// then closes the ledger.
     pub async fn shutdown(&self) {
+        let drained = async {
+            let (done, drained) = oneshot::channel();
+            if self.jobs.send(Job::Drain(done)).await.is_ok() {
+                let _ = drained.await;
+            }
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
         self.ledger.close();
+    }
+}
+
+/// What the order writer is asked to do.
+#[derive(Debug)]
+enum Job {
+    Place {
+        seats: u32,
+        reply: oneshot::Sender<Result<u64, Refused>>,
+    },
+    /// Stop, once every job queued before this one is done.
+    Drain(oneshot::Sender<()>),
+}
+
+/// The order writer: places the queued orders one after another, and ends on `Drain`.
+async fn place_orders(office: BoxOffice, mut queue: mpsc::Receiver<Job>) {
+    while let Some(job) = queue.recv().await {
+        match job {
+            Job::Place { seats, reply } => {
+                let _ = reply.send(office.place(seats).await);
+            }
+            Job::Drain(done) => {
+                let _ = done.send(());
+                return;
+            }
+        }
     }
 }
 

@@ -1,0 +1,145 @@
+//! `boxoffice`: ticket sales for one concert.
+//!
+//! `POST /orders` with the body `seats=2` buys two seats. Placing an order is a commit across
+//! two services: hold the seats at the venue's inventory, then record the charge in the
+//! payments ledger. The answer is `201 Created` with `order 7: 2 seats`, `409 Conflict` when
+//! the show is sold out, or `503` when the ledger is gone.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::task::TaskTracker;
+
+mod backends;
+pub use backends::{Charge, Inventory, Ledger, LedgerClosed, SoldOut};
+
+/// The most seats one order may buy.
+pub const MAX_SEATS: u32 = 8;
+
+/// How long shutdown may wait for work in flight: the orchestrator kills the process 30 s
+/// after SIGTERM, and draining the connections takes its own share of that.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The box office: the services an order touches, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct BoxOffice {
+    inventory: Inventory,
+    ledger: Ledger,
+    next_order: Arc<AtomicU64>,
+    /// Every commit in flight: the service owns them, not the requests that asked for them.
+    commits: TaskTracker,
+}
+
+/// Why an order was not placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    SoldOut,
+    LedgerClosed,
+}
+
+impl BoxOffice {
+    /// A box office selling from `inventory` and charging through `ledger`.
+    pub fn new(inventory: Inventory, ledger: Ledger) -> Self {
+        Self {
+            inventory,
+            ledger,
+            next_order: Arc::new(AtomicU64::new(1)),
+            commits: TaskTracker::new(),
+        }
+    }
+
+    /// Places an order: both halves or neither. Returns the order's number.
+    async fn place(&self, seats: u32) -> Result<u64, Refused> {
+        self.inventory
+            .hold(seats)
+            .await
+            .map_err(|SoldOut| Refused::SoldOut)?;
+        let order = self.next_order.fetch_add(1, Ordering::SeqCst);
+        if let Err(LedgerClosed) = self.ledger.append(Charge { order, seats }).await {
+            self.inventory.release(seats);
+            return Err(Refused::LedgerClosed);
+        }
+        Ok(order)
+    }
+
+    /// Places an order in a task of its own, so that a client hanging up cannot cut it short,
+    /// and counts it as in flight on the tracker while it runs, so that shutdown waits for it.
+    async fn commit(&self, seats: u32) -> Result<u64, Refused> {
+        let _in_flight = self.commits.token();
+        let office = self.clone();
+        let commit = tokio::spawn(async move { office.place(seats).await });
+        commit
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+    }
+
+    /// The last step of shutdown, once the listener is closed and the connections drained:
+    /// waits (for at most [`SHUTDOWN_GRACE`]) for the commits in flight, then closes the
+    /// connection to the ledger.
+    pub async fn shutdown(&self) {
+        self.commits.close();
+        // Past the grace, stop waiting: the orchestrator's SIGKILL would not. A write still in
+        // flight then fails against the closed ledger and gives its seats back.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.commits.wait()).await;
+        self.ledger.close();
+    }
+}
+
+/// Serves one client connection until the client goes away.
+pub async fn serve_connection<IO>(io: IO, office: BoxOffice) -> hyper::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(request, office.clone()));
+    http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    office: BoxOffice,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() != Method::POST || request.uri().path() != "/orders" {
+        return Ok(answer(StatusCode::NOT_FOUND, "not found\n".into()));
+    }
+    let Ok(body) = request.into_body().collect().await else {
+        return Ok(answer(StatusCode::BAD_REQUEST, "unreadable body\n".into()));
+    };
+    let Some(seats) = seats_param(&body.to_bytes()) else {
+        let hint = format!("expected seats=N with N from 1 to {MAX_SEATS}\n");
+        return Ok(answer(StatusCode::BAD_REQUEST, hint));
+    };
+    Ok(match office.commit(seats).await {
+        Ok(order) => answer(
+            StatusCode::CREATED,
+            format!("order {order}: {seats} seats\n"),
+        ),
+        Err(Refused::SoldOut) => answer(StatusCode::CONFLICT, "sold out\n".into()),
+        Err(Refused::LedgerClosed) => {
+            answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
+        }
+    })
+}
+
+fn answer(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::from(text));
+    *response.status_mut() = status;
+    response
+}
+
+fn seats_param(body: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(body).ok()?;
+    let seats = text.trim().strip_prefix("seats=")?.parse().ok()?;
+    (1..=MAX_SEATS).contains(&seats).then_some(seats)
+}
