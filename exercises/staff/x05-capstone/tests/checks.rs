@@ -301,18 +301,31 @@ fn routes_answer_as_documented() {
 }
 
 /// Clause 1: a client that sends half a request head and goes quiet is cut off at the header
-/// timeout.
+/// timeout, on its first request or on a later one of the same keep-alive connection.
 #[test]
 fn clause_1_a_half_sent_head_is_cut_off() {
     check(HANG).paused(|| async {
         let server = start();
         let mut client = server.connect_raw();
+        // One whole request first: the connection is a keep-alive one that already has been
+        // served, and its next head gets the same timeout as the first.
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: stockroom.test\r\n\r\n")
+            .await
+            .expect("the service hung up before the client could send anything");
+        let mut buf = [0; 1024];
+        let mut received = Vec::new();
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            match timeout(SLACK, client.read(&mut buf)).await {
+                Ok(Ok(n @ 1..)) => received.extend_from_slice(&buf[..n]),
+                _ => panic!("a complete GET /healthz got no answer within a second"),
+            }
+        }
         client
             .write_all(b"GET /items/1 HTTP/1.1\r\nhost: stockroom.test\r\n")
             .await
-            .expect("the service hung up before the client could send anything");
+            .expect("the service hung up after answering a keep-alive request");
         let started = Instant::now();
-        let mut buf = [0; 1024];
         let closed = timeout(HEADER_TIMEOUT + SLACK, async {
             while let Ok(1..) = client.read(&mut buf).await {}
         })
@@ -320,10 +333,11 @@ fn clause_1_a_half_sent_head_is_cut_off() {
         let after = started.elapsed();
         assert!(
             closed.is_ok(),
-            "a client sent half a request head and went quiet; {:?} later (header timeout {:?}) \
-             the service still held the connection open: no header timeout runs (hyper's needs \
-             a timer on the builder), so a few thousand such clients hold the service's \
-             connections for ever",
+            "a keep-alive client was served one request, then sent half of its next request \
+             head and went quiet; {:?} later (header timeout {:?}) the service still held the \
+             connection open: no header timeout runs on a connection's later heads (hyper's \
+             needs a timer on the builder; a deadline only until the first request is not \
+             one), so a few thousand such clients hold the service's connections for ever",
             HEADER_TIMEOUT + SLACK,
             HEADER_TIMEOUT
         );
@@ -335,12 +349,26 @@ fn clause_1_a_half_sent_head_is_cut_off() {
     });
 }
 
-/// Clause 2: an oversized body is refused with 413 without being read, announced or not.
+/// Clause 2: an oversized body is refused with 413 without being read, announced or not; a
+/// body of exactly the limit is stored.
 #[test]
 fn clause_2_an_oversized_body_is_refused_unread() {
     check(HANG).paused(|| async {
         for (chunked, how) in [(false, "with content-length"), (true, "chunked")] {
             let server = start();
+            let status = timeout(
+                PATIENCE,
+                status_of(server.connect_raw(), upload(MAX_BODY, chunked)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("an upload of exactly the limit {how} was never answered"));
+            assert_eq!(
+                status,
+                Some(201),
+                "an upload {how} of exactly max_body_bytes ({MAX_BODY} bytes) is within the \
+                 limit and must be stored with 201 (None: the connection was closed without an \
+                 answer); the limit refuses what is over it, not what reaches it"
+            );
             let (client, io, read): (DuplexStream, CountingIo, BytesRead) =
                 counting::pipe(PIPE_BYTES);
             assert!(
@@ -377,15 +405,31 @@ fn clause_2_an_oversized_body_is_refused_unread() {
 fn clause_3_overflow_is_refused_at_once() {
     check(HANG).paused(|| async {
         let server = start();
+        // A keep-alive client, served once and idle since: a connection, not a request in
+        // flight. The limit counts requests, on every route.
+        let mut third = server.connect().await;
+        let first = third.get("/items/1").await.expect("GET /items/1");
+        assert_eq!(first.status, 404, "GET /items/1 before any item was stored");
         let mut busy = Vec::new();
         for _ in 0..MAX_IN_FLIGHT {
             busy.push(server.get_in_background("/slow?ms=1000").await);
         }
         let_the_service_catch_up().await;
+        if let Some(refused) = busy.iter().position(JoinHandle::is_finished) {
+            let (response, _) = answered(busy.remove(refused), "an early request").await;
+            panic!(
+                "one keep-alive connection was open and idle, and request {} of {MAX_IN_FLIGHT} \
+                 (max_in_flight = {MAX_IN_FLIGHT}) was answered {} at once instead of being \
+                 served: the limit counts connections, or slots a request never gave back, \
+                 instead of the requests in flight",
+                refused + 1,
+                response.status
+            );
+        }
 
-        let mut third = server.connect().await;
         let asked_at = Instant::now();
-        let answer = timeout(PATIENCE, third.get("/slow?ms=1000"))
+        let overflow = request("POST", "/items", "one crate too many");
+        let answer = timeout(PATIENCE, third.send(overflow))
             .await
             .expect("the request over the limit was never answered");
         let took = asked_at.elapsed();
@@ -398,10 +442,11 @@ fn clause_3_overflow_is_refused_at_once() {
         assert_eq!(
             (response.status.as_u16(), took),
             (503, Duration::ZERO),
-            "{MAX_IN_FLIGHT} requests were in progress (max_in_flight = {MAX_IN_FLIGHT}) and one \
-             more was answered {} after {took:?}. It must be refused with 503 at once: a limit \
-             that queues holds the client for nothing, and a limit per connection never fills \
-             (HTTP/1 carries one request at a time per connection)",
+            "{MAX_IN_FLIGHT} GET /slow requests were in progress (max_in_flight = \
+             {MAX_IN_FLIGHT}) and one more, a POST /items, was answered {} after {took:?}. It \
+             must be refused with 503 at once: a limit that queues holds the client for \
+             nothing, a limit per connection never fills (HTTP/1 carries one request at a time \
+             per connection), and a limit on some routes only lets the others through",
             response.status
         );
         let retry_after = response.header("retry-after");
@@ -419,11 +464,12 @@ fn clause_3_overflow_is_refused_at_once() {
                 "a request admitted before the overflow must still be served"
             );
         }
-        let later = server.get_in_background("/slow?ms=1").await;
+        let later = server.get_in_background("/items/1").await;
         let (response, _) = answered(later, "a request after the burst").await;
         assert_eq!(
-            response.status, 200,
-            "the burst was over, and a new request was answered {}: a refused or finished \
+            response.status, 404,
+            "the burst was over, and a new GET /items/1 (no such item: 404) was answered {}: a \
+             refused or finished \
              request did not give its slot back",
             response.status
         );
@@ -468,6 +514,50 @@ fn clause_4_a_request_past_its_deadline_gets_504_and_its_work_stops() {
              was timed out is detached, not cancelled)",
             alive_tasks() - baseline
         );
+
+        // An upload that stalls half-way is a request not answered in time too.
+        let mut uploader = server.connect_raw();
+        uploader
+            .write_all(b"POST /items HTTP/1.1\r\nhost: stockroom.test\r\ncontent-length: 20\r\n\r\nhalf a pal")
+            .await
+            .expect("the service hung up before the client could send its upload");
+        let asked_at = Instant::now();
+        let status = timeout(DEADLINE + PATIENCE, status_of(uploader, Vec::new()))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "a POST /items sent 10 of its 20 announced bytes and stalled; two minutes \
+                     past the deadline ({DEADLINE:?}) it was still unanswered. The deadline \
+                     covers the whole request, reading its body included, on every route"
+                )
+            });
+        let took = asked_at.elapsed();
+        assert!(
+            status == Some(504) && took + SLACK >= DEADLINE && took <= DEADLINE + SLACK,
+            "a POST /items sent 10 of its 20 announced bytes and stalled; it was answered \
+             {status:?} after {took:?} (None: the connection was closed without an answer). The \
+             deadline ({DEADLINE:?}) covers the whole request, reading its body included, on \
+             every route: 504 at the deadline"
+        );
+
+        // Both requests that ran out of time gave their slots back: the limit admits as many
+        // as it did before them.
+        let mut after = Vec::new();
+        for _ in 0..MAX_IN_FLIGHT {
+            after.push(server.get_in_background("/slow?ms=1000").await);
+        }
+        for request in after {
+            let (response, _) = answered(request, "a request after the deadlines").await;
+            assert_eq!(
+                response.status, 200,
+                "two requests had run out of time (504), then {MAX_IN_FLIGHT} requests arrived \
+                 together (max_in_flight = {MAX_IN_FLIGHT}) and one was answered {}: a request \
+                 cut at its deadline did not give its slot back. A count decremented at the end \
+                 of the request's future is skipped when the future is dropped; a permit (or a \
+                 guard) held by the future is released however it ends",
+                response.status
+            );
+        }
     });
 }
 
@@ -510,6 +600,7 @@ fn clause_5_an_accepted_write_survives_its_client() {
 #[test]
 fn clause_6_shutdown_stops_accepting_and_lets_requests_finish() {
     check(HANG).paused(|| async {
+        const IN_FLIGHT: Duration = Duration::from_secs(1);
         let mut server = start();
         let in_flight = server.get_in_background("/slow?ms=1000").await;
         let mut idle = server.connect().await;
@@ -518,6 +609,7 @@ fn clause_6_shutdown_stops_accepting_and_lets_requests_finish() {
         let_the_service_catch_up().await;
 
         server.begin_shutdown();
+        let signalled_at = Instant::now();
         let_the_service_catch_up().await;
         let late = server.try_connect();
         assert!(
@@ -545,6 +637,17 @@ fn clause_6_shutdown_stops_accepting_and_lets_requests_finish() {
             answered_at <= returned,
             "the request in flight was answered after `serve` returned: in production the \
              process exits then, and its client never gets the answer"
+        );
+        // The last request ends about a second after the signal; nothing else may hold
+        // shutdown up, so `serve` returns well before the grace period is over.
+        let after = returned - signalled_at;
+        assert!(
+            after <= IN_FLIGHT + SLACK,
+            "`serve` returned {after:?} after the signal, though the only request in flight \
+             ended about {IN_FLIGHT:?} after it: the idle keep-alive connection held shutdown \
+             up until the grace period ({GRACE:?}) closed it. Connections must be told to \
+             finish (hyper's `graceful_shutdown`, which closes an idle one at once), not only \
+             waited for"
         );
     });
 }
@@ -604,7 +707,28 @@ fn clause_7_nothing_outlives_serve() {
             "a POST /items was sent in full and no write began within a second"
         );
         drop(client);
+        // A second write is in flight: its head has arrived, its body is still on the way.
+        let mut late_writer = server.connect_raw();
+        late_writer
+            .write_all(b"POST /items HTTP/1.1\r\nhost: stockroom.test\r\ncontent-length: 9\r\n\r\n")
+            .await
+            .expect("the service hung up before the client could send its write");
+        let_the_service_catch_up().await;
         server.begin_shutdown();
+
+        // Its body arrives during the grace period, once the first write is committed, and its
+        // client leaves: the write was accepted while shutdown was under way.
+        sleep(COMMIT_TIME * 2).await;
+        late_writer
+            .write_all(b"blue drum")
+            .await
+            .expect("the service closed a request in flight when shutdown began");
+        assert!(
+            eventually(SLACK, || store.journaled() >= 2).await,
+            "a POST /items in flight when shutdown began got its body during the grace period, \
+             and no write began within a second"
+        );
+        drop(late_writer);
 
         assert!(
             server.returns_within(GRACE + SLACK).await.is_some(),
@@ -613,10 +737,12 @@ fn clause_7_nothing_outlives_serve() {
         );
         assert_eq!(
             (store.journaled(), store.committed()),
-            (1, 1),
+            (2, 2),
             "`serve` returned with a write accepted but not committed (journaled, committed): \
              the process exits then, and the write is lost. Shutdown waits for must-complete \
-             work (a TaskTracker's `wait`), and that work must not be cut by the request"
+             work (a TaskTracker's `wait`) after the connections have drained, since a request \
+             still in flight during the grace period can accept one more; and that work must \
+             not be cut by the request"
         );
         assert!(
             alive_tasks_settle_to(baseline, Duration::from_millis(100)).await,
