@@ -8,14 +8,16 @@
 //! loom explores only the operations it can see: those on its own types. The last check makes
 //! sure the drain is still built from them, or the models would pass whatever `idle` does.
 
+use std::future::Future;
 use std::path::Path;
 use std::process::Command;
 
-use harness::loom_shim::sync_outside_the_shim;
 use harness::watchdog::check;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use x01_shutdown_core::Drain;
+
+mod scan;
 
 const HANG: &str = "the loom model did not finish: does `idle` poll in a loop, or wait on a \
                     lock or flag that loom cannot see?";
@@ -49,7 +51,10 @@ fn shutdown_wakes_when_the_last_request_leaves() {
             answered.load(Ordering::SeqCst),
             1,
             "`idle` returned while a request was still in flight: the shutdown would cut a \
-             report that was about to be answered"
+             report that was about to be answered. (Or it saw the count at zero without seeing \
+             the answer written before the leave: a memory ordering too weak, such as \
+             `Relaxed`. The leave must be a `Release` and the look an `Acquire`, or both under \
+             the lock.)"
         );
         request.join().unwrap();
     });
@@ -77,23 +82,69 @@ fn shutdown_waits_for_both_requests() {
     });
 }
 
+/// `idle` has more than one caller: the readiness page waits on it beside the shutdown. The
+/// readiness page polls first and sleeps; then the shutdown waits, while a request leaves on
+/// another thread. Both waits must end: the readiness page's waker is called, or it saw zero.
+#[test]
+fn every_waiter_is_woken() {
+    model_in_child("every_waiter_is_woken", || {
+        let drain = Drain::new();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let request = request_on_another_thread(&drain, &answered);
+        // The readiness page's waker only raises a flag: loom need not see it, since what the
+        // model checks is whether the drain called it at all.
+        let woken = std::sync::Arc::new(Flag::default());
+        let mut readiness = std::pin::pin!(drain.idle());
+        let waker = std::task::Waker::from(std::sync::Arc::clone(&woken));
+        let ready_at_once = readiness
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+            .is_ready();
+        loom::future::block_on(drain.idle());
+        request.join().unwrap();
+        assert!(
+            ready_at_once || woken.0.load(std::sync::atomic::Ordering::SeqCst),
+            "the readiness page waited in `idle` first, then the shutdown; the last request \
+             left, the shutdown's wait ended, and the readiness page's waker was never called. \
+             `idle` has more than one caller: it must keep every waiter's waker, not one slot \
+             that the next waiter overwrites (or the readiness page's wakeup was lost, as in the \
+             first model)"
+        );
+    });
+}
+
+/// A waker that raises a flag.
+#[derive(Default)]
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// loom switches threads only at operations on its own types. A drain built from `std` types
 /// runs unseen: each `idle` poll and each leave runs start to finish without a switch inside
 /// it, and the models above pass a lost wakeup they never see. So no file of `src/` but
-/// `src/sync.rs` may name a `std` lock, atomic or spin hint; and since loom's types refuse to
+/// `src/sync.rs` may name a `std` lock, atomic or spin hint (nor tokio's or `futures`' locks, nor
+/// a `std` `Arc`'s count), `src/sync.rs` only on the normal build's side of its switch (see
+/// `scan`); and since loom's types refuse to
 /// run on a thread loom does not control (they panic there), every step of the drain, tried on
 /// a plain thread, must fail.
 #[test]
 fn loom_can_see_the_drain() {
-    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let unseen = scan::unseen_sync(Path::new(env!("CARGO_MANIFEST_DIR")));
     assert!(
         unseen.is_empty(),
-        "the drain uses synchronisation that is not the shim's:\n  {}\nloom switches threads \
-         only at operations on its own types, the ones `src/sync.rs` exports under the `loom` \
-         feature. A `std` lock or atomic is invisible to it: a check and a wait on a `std` \
-         mutex run as one step in every interleaving loom tries, so the models pass a lost \
-         wakeup they never see. Import every lock, atomic and `hint` from `crate::sync` (add \
-         what you need there, for both the `loom` and the normal build).",
+        "the drain uses synchronisation that is not the shim's:\n  {}\nloom cannot see it. \
+         loom switches threads only at operations on its own types, the ones `src/sync.rs` \
+         exports under the `loom` feature. A `std` lock, atomic or `Arc` count, or tokio's or \
+         `futures`' synchronisation, is invisible to it: a check and a wait on it run as one \
+         step in every interleaving loom tries, so the models pass a lost wakeup they never \
+         see (and a model that hangs on it blames a lost wakeup, not the type). Import every \
+         lock, atomic and `hint` from `crate::sync`; in `src/sync.rs`, `std` types belong only \
+         on the `#[cfg(not(feature = \"loom\"))]` side of the switch, with loom's on the \
+         other.",
         unseen.join("\n  ")
     );
     model_in_child("loom_can_see_the_drain", || {
@@ -147,6 +198,19 @@ fn model_in_child(name: &str, model: impl Fn() + Sync + Send + 'static) {
         return;
     }
     let printed = String::from_utf8_lossy(&child.stderr);
+    // A model that fails on a type loom cannot see is no evidence of a lost wakeup: say so first.
+    let unseen = scan::unseen_sync(Path::new(env!("CARGO_MANIFEST_DIR")));
+    if !unseen.is_empty() {
+        panic!(
+            "the model failed, and the drain uses synchronisation loom cannot see:\n  {}\nloom \
+             explores only operations on its own types, so it cannot tell whether this failure \
+             is a lost wakeup in the drain or an artefact of a lock it cannot see (a \
+             `tokio::sync::Notify` has its own lock inside). Build the drain from the types of \
+             `crate::sync` (standard library only, as the team's `lifecycle` module must be), \
+             then read the model again.",
+            unseen.join("\n  ")
+        );
+    }
     if let Some(report) = printed
         .lines()
         .find(|line| line.contains("deadlock; threads"))

@@ -3,10 +3,11 @@
 //! It comes from the team's `lifecycle` module, which their services on other executors share,
 //! so it is built on the standard library alone: no tokio inside.
 
-use std::future::poll_fn;
-use std::task::{Poll, Waker};
-
-use std::sync::Mutex;
+use std::{
+    future::poll_fn,
+    sync::Mutex,
+    task::{Poll, Waker},
+};
 
 use crate::sync::Arc;
 
