@@ -9,10 +9,12 @@
 //! sure the admission is still built from them, or the models would pass whatever
 //! `try_admit` does.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-use harness::loom_shim::sync_outside_the_shim;
+use common::sync_outside_the_shim;
 use harness::watchdog::check;
 use x02_admission_core::admission::Admission;
 use x02_admission_core::sync::Arc;
@@ -81,7 +83,8 @@ fn room_for_two_admits_two() {
             "with a limit of two and nothing running, two reports asking at the same moment \
              got {admitted} place(s): one was refused with a place still free. A \
              compare-and-swap that fails means the count changed, not that the server is \
-             full: read the new count and decide again"
+             full: read the new count and decide again (or dropping a permit does not give \
+             its place back, and the second report found the first one's place still taken)"
         );
         assert_eq!(
             in_flight_after, 0,
@@ -89,7 +92,8 @@ fn room_for_two_admits_two() {
              {in_flight_after} running: the count lost a step. Two admissions that each read \
              the same count and wrote it plus one count as one, and the two releases then take \
              it below zero (it wraps to a huge number); a release written as a load and a \
-             store loses a step the same way"
+             store loses a step the same way, and so does a permit whose drop does not give \
+             its place back at all"
         );
     });
 }
@@ -115,13 +119,74 @@ fn every_place_is_given_back() {
                  counted taken (two admissions counted as one, each giving its place back)"
             } else {
                 "A place was taken and never given back: a refused report counted itself \
-                 and did not uncount. Each such refusal shrinks the limit for good, until \
-                 every report gets 503"
+                 and did not uncount, or dropping a permit does not give its place back. Each \
+                 such place is lost for good, until every report gets 503"
             }
         );
         assert!(
             admission.try_admit().is_some(),
             "after every report finished, the next one was refused: capacity leaked"
+        );
+    });
+}
+
+/// With room for two, one report runs; it finishes while a second report is being admitted.
+/// The second must be admitted, and once it has finished too the count must be back to 0: a
+/// release that lands between an admission's look and its write must not be lost, whichever
+/// of the two is locked or atomic.
+#[test]
+fn a_release_during_an_admission_is_counted() {
+    model_in_child("a_release_during_an_admission_is_counted", || {
+        let admission = Arc::new(Admission::new(2));
+        let running = admission
+            .try_admit()
+            .expect("an empty server admits a report");
+        let other = Arc::clone(&admission);
+        let dashboard = loom::thread::spawn(move || other.try_admit().is_some());
+        drop(running);
+        let admitted = dashboard.join().unwrap();
+        assert!(
+            admitted,
+            "with room for two and one report running (and finishing), a second was refused: \
+             a refusal must mean the server is full"
+        );
+        let in_flight = admission.in_flight();
+        assert_eq!(
+            in_flight, 0,
+            "one report finished while a second was being admitted, and once both had \
+             finished the gauge counts {in_flight} running: the release and the admission \
+             each wrote over the other's step. Every change to the count must be one atomic \
+             step, or made under the same lock: an admission under a lock is not protected \
+             from a release that does not take it"
+        );
+    });
+}
+
+/// With room for one, one report runs. A second dashboard asks while the first report
+/// finishes, and the first dashboard then asks for its next report. Whatever the timing, one
+/// of the two must be admitted: the place is free, and neither asker is running. A report
+/// that counts itself before looking and uncounts when over the limit briefly holds a place
+/// it never runs in, and the other asker is refused with nothing running.
+#[test]
+fn a_freed_place_is_given_to_an_asker() {
+    model_in_child("a_freed_place_is_given_to_an_asker", || {
+        let admission = Arc::new(Admission::new(1));
+        let running = admission
+            .try_admit()
+            .expect("an empty server admits a report");
+        let other = Arc::clone(&admission);
+        let dashboard = loom::thread::spawn(move || other.try_admit().is_some());
+        drop(running);
+        let next = admission.try_admit().is_some();
+        let second = dashboard.join().unwrap();
+        assert!(
+            next || second,
+            "with room for one, a report finished while another asked, and its dashboard \
+             asked again: both were refused, with nothing running. A refused report held a \
+             place for a moment (counted itself, saw it was over, then uncounted), and the \
+             other asker was refused because of a report that never ran. A refusal must mean \
+             the limit's worth of reports are running: look at the count and take a place in \
+             one step, and take it only if there is room"
         );
     });
 }
@@ -142,7 +207,9 @@ fn loom_can_see_the_admission() {
          `loom` feature. A `std` atomic or lock is invisible to it: a load and a store on a \
          `std` counter run as one step in every interleaving loom tries, so the models pass a \
          race they never see. Import every atomic and lock from `crate::sync` (add what you \
-         need there, for both the `loom` and the normal build).",
+         need there, for both the `loom` and the normal build: in `src/sync.rs` a `std` type \
+         belongs only in a statement marked `#[cfg(not(feature = \"loom\"))]`, with its loom \
+         twin on the other side of the switch).",
         unseen.join("\n  ")
     );
     model_in_child("loom_can_see_the_admission", || {

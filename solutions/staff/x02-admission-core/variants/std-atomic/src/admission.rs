@@ -7,7 +7,11 @@
 //! they are all out. A count and a limit, compared on every admission, make a lower limit
 //! apply to the very next request, and both numbers go straight to the dashboard.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+// One `use` over several lines: the scan reads whole statements, not lines.
+use std::{
+    fmt,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 /// The shared admission state: one per server, shared by every connection.
 ///
@@ -73,5 +77,12 @@ impl Admission {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         self.admission.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// "running/limit", as the dashboard shows it.
+impl fmt::Display for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.in_flight(), self.limit())
     }
 }
