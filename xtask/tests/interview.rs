@@ -352,6 +352,41 @@ fn the_professional_level_draws_five_facts_from_its_own_page() {
     insta::assert_snapshot!("professional_handout_seed_7", text);
 }
 
+/// The staff level's draw: five facts from its own page, every question with its three tiers of
+/// follow-up, snapshotted like the senior and professional handouts.
+#[test]
+fn the_staff_handout_is_reproducible_and_snapshotted() {
+    let args = [
+        "interview",
+        "--level",
+        "staff",
+        "--count",
+        "5",
+        "--seed",
+        "7",
+        "--handout",
+    ];
+    let output = xtask(&args).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("Interview handout · staff · 5 of "),
+        "{text}"
+    );
+    let titles = text
+        .lines()
+        .filter(|line| line.ends_with(" [staff]"))
+        .count();
+    assert_eq!(titles, 5, "five staff questions:\n{text}");
+    let again = xtask(&args).output().unwrap();
+    assert_eq!(
+        stdout(&again),
+        text,
+        "the same seed must give the same handout"
+    );
+    insta::assert_snapshot!("staff_handout_seed_7", text);
+}
+
 #[test]
 fn without_a_terminal_the_drill_prints_the_handout_and_exits() {
     // stdin is a pipe (never a terminal): the drill must not wait for an answer.
@@ -455,6 +490,7 @@ fn guide_pages() -> Vec<(String, String)> {
         "book/src/instructor/index.md",
         "book/src/instructor/sessions.md",
         "book/src/instructor/sessions-professional.md",
+        "book/src/instructor/sessions-staff.md",
         "book/src/instructor/interview-sessions.md",
         "book/src/instructor/schedules.md",
         "book/src/interview/index.md",
@@ -499,9 +535,10 @@ fn every_level_the_guides_offer_to_the_drill_exists() {
 }
 
 /// The pages that hold session plans, hands-on and interview, in the guide's folder.
-const SESSION_PAGES: [&str; 3] = [
+const SESSION_PAGES: [&str; 4] = [
     "sessions.md",
     "sessions-professional.md",
+    "sessions-staff.md",
     "interview-sessions.md",
 ];
 
@@ -555,7 +592,8 @@ fn exercise_ids(line: &str) -> Vec<String> {
 /// The timing rules of the instructor guide, applied to every row of every session plan: the
 /// rows of a plan follow each other from 0 to 90, pairs get an exercise's minutes plus five
 /// (the hint rule), debriefs five minutes an exercise (three for homework), interview
-/// questions eight minutes in pairs, four aloud, twenty-five as a design exercise.
+/// questions eight minutes in pairs, four aloud, twenty-five as a design exercise, and a design
+/// review thirty minutes.
 #[test]
 fn the_session_plans_keep_the_guides_timing_rules() {
     let minutes = exercise_minutes();
@@ -614,6 +652,8 @@ fn the_session_plans_keep_the_guides_timing_rules() {
             4 * questions
         } else if segment.starts_with("Design exercise") {
             25 * questions
+        } else if segment.starts_with("Design review") {
+            30
         } else {
             0
         };
@@ -628,12 +668,12 @@ fn the_session_plans_keep_the_guides_timing_rules() {
             ));
         }
     }
-    assert!(plans >= 14, "found {plans} plans");
+    assert!(plans >= 16, "found {plans} plans");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// Every exercise a plan or a schedule uses has a debrief on a debriefs page, and so does
-/// every exercise of the levels taught hands-on (junior to professional).
+/// every exercise of every level, the staff level's capstone included.
 #[test]
 fn every_exercise_used_has_a_debrief() {
     let sessions: String = SESSION_PAGES
@@ -646,6 +686,7 @@ fn every_exercise_used_has_a_debrief() {
         "debriefs.md",
         "debriefs-senior.md",
         "debriefs-professional.md",
+        "debriefs-staff.md",
     ]
     .iter()
     .map(|page| fs::read_to_string(root().join("book/src/instructor").join(page)).unwrap())
@@ -664,13 +705,97 @@ fn every_exercise_used_has_a_debrief() {
     assert!(missing.is_empty(), "no debrief for {missing:?}");
     let taught: Vec<String> = exercise_minutes()
         .into_keys()
-        .filter(|id| b"JMSP".contains(&id.as_bytes()[0]))
+        .filter(|id| LEVEL_LETTERS.contains(&id.as_bytes()[0]))
         .filter(|id| !debriefs.contains(id))
         .collect();
     assert!(taught.is_empty(), "no debrief for {taught:?}");
-    for n in 1..=8 {
-        let id = format!("P{n:02}");
+    let expected = (1..=8)
+        .map(|n| format!("P{n:02}"))
+        .chain((1..=5).map(|n| format!("X{n:02}")));
+    for id in expected {
         assert!(debriefs.contains(&id), "no debrief for {id}");
+    }
+}
+
+/// Every question a session plan asks (a link into the bank on a row of the plan) has a row in
+/// a table of that page saying what a strong and a weak answer sound like.
+#[test]
+fn every_question_a_plan_asks_has_its_strong_and_weak_answer() {
+    let mut missing = Vec::new();
+    for page in SESSION_PAGES {
+        let text = fs::read_to_string(root().join("book/src/instructor").join(page)).unwrap();
+        let mut asked = BTreeSet::new();
+        let mut described = BTreeSet::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("| ") else {
+                continue;
+            };
+            let first = rest.split(" | ").next().unwrap_or_default();
+            if slot(first).is_some() {
+                for link in bank::links(line) {
+                    if let Some((_, anchor)) = link.target.split_once("../interview/")
+                        && let Some((_, id)) = anchor.split_once('#')
+                    {
+                        asked.insert(id.to_owned());
+                    }
+                }
+            } else if let Some(link) = bank::links(first).first()
+                && let Some((_, id)) = link.target.split_once('#')
+                && link.target.starts_with("../interview/")
+            {
+                described.insert(id.to_owned());
+            }
+        }
+        missing.extend(
+            asked
+                .difference(&described)
+                .map(|id| format!("{page}: #{id} is asked, with no strong and weak answer")),
+        );
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// The staff level is written: no question still names staff material as planned, and the
+/// staff page links the staff chapters and exercises that teach its questions.
+#[test]
+fn the_staff_material_is_linked_not_planned() {
+    let questions = load();
+    for q in &questions {
+        if let Some(planned) = &q.planned {
+            assert!(
+                !planned.contains("staff level") && !planned.contains("X0"),
+                "{} ({}) still plans staff material: {planned}",
+                q.id,
+                q.file.display()
+            );
+        }
+    }
+    let staff: Vec<&Question> = questions.iter().filter(|q| q.level == "staff").collect();
+    for page in [
+        "shutdown-design.md",
+        "overload-policy.md",
+        "failure-isolation.md",
+        "cancellation-contract.md",
+        "deadlines-and-retries.md",
+        "service-design.md",
+    ] {
+        let target = format!("../staff/{page}");
+        assert!(
+            staff
+                .iter()
+                .any(|q| q.teaches.iter().any(|link| link.target == target)),
+            "no staff question links {target}"
+        );
+    }
+    for exercise in 1..=5 {
+        let prefix = format!("../staff/exercises/x{exercise:02}-");
+        assert!(
+            questions.iter().any(|q| q
+                .teaches
+                .iter()
+                .any(|link| link.target.starts_with(&prefix))),
+            "no question links X{exercise:02}"
+        );
     }
 }
 
