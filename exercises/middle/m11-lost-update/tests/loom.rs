@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use harness::loom_shim::sync_outside_the_shim;
+use harness::loom_shim::{Forbid, sync_outside_the_shim};
 use harness::watchdog::check;
 use m11_lost_update::sync::Arc;
 use m11_lost_update::views::ViewCounter;
@@ -64,14 +64,16 @@ fn two_more_views_count_three() {
     });
 }
 
-/// loom switches threads only at operations on its own types. A counter built from `std`
-/// types runs unseen: every `record` runs start to finish without a switch inside it, and the
-/// models above pass whatever it does. So no file of `src/` but `src/sync.rs` may name a `std`
-/// lock, atomic or spin hint; and since loom's types refuse to run on a thread loom does not
-/// control (they panic there), every step of the counter, tried on a plain thread, must fail.
+/// loom switches threads only at operations on its own types. A counter built from `std` types runs
+/// unseen: every `record` runs start to finish without a switch inside it, and the models above
+/// pass whatever it does. So no file of `src/` may name a `std` lock, atomic or spin hint
+/// (`src/sync.rs` only in its items gated `#[cfg(not(feature = "loom"))]`, the normal build's side
+/// of the switch, read whole statements at a time by `harness::loom_shim`); and since loom's types
+/// refuse to run on a thread loom does not control (they panic there), every step of the counter,
+/// tried on a plain thread, must fail.
 #[test]
 fn loom_can_see_the_counter() {
-    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")), Forbid::STD);
     assert!(
         unseen.is_empty(),
         "the counter uses synchronisation that is not the shim's:\n  {}\nloom switches threads \
@@ -79,7 +81,9 @@ fn loom_can_see_the_counter() {
          feature. A `std` atomic, lock or spin hint is invisible to it: a check-then-set on a \
          `std` flag runs as one step in every interleaving loom tries, so the models pass a race \
          they never see. Import every lock, atomic and `hint` from `crate::sync` (add what you \
-         need there, for both the `loom` and the normal build).",
+         need there, for both the `loom` and the normal build: in \
+         `src/sync.rs` a `std` type belongs only in an item marked \
+         `#[cfg(not(feature = \"loom\"))]`, the normal build's side).",
         unseen.join("\n  ")
     );
     model_in_child("loom_can_see_the_counter", || {

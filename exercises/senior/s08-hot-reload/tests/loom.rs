@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use harness::loom_shim::sync_outside_the_shim;
+use harness::loom_shim::{Forbid, sync_outside_the_shim};
 use harness::watchdog::check;
 use s08_hot_reload::config::{LiveConfig, MirrorConfig, sign};
 use s08_hot_reload::sync::Arc;
@@ -111,15 +111,16 @@ fn a_link_survives_a_reload_and_a_rollback() {
     });
 }
 
-/// loom switches threads only at operations on its own types. A configuration built from
-/// `std` types (or from a crate loom does not know) runs unseen: every `signed_link` runs
-/// start to finish without a switch inside it, and the model above passes whatever it does. So
-/// no file of `src/` but `src/sync.rs` may name a `std` lock, atomic or spin hint; and since
-/// loom's types refuse to run on a thread loom does not control (they panic there), each step
-/// of the configuration, tried on a plain thread, must fail.
+/// loom switches threads only at operations on its own types. A configuration built from `std`
+/// types (or from a crate loom does not know) runs unseen: every `signed_link` runs start to finish
+/// without a switch inside it, and the model above passes whatever it does. So no file of `src/`
+/// may name a `std` lock, atomic or spin hint (`src/sync.rs` only in its items gated
+/// `#[cfg(not(feature = "loom"))]`, the normal build's side of the switch, read whole statements at
+/// a time by `harness::loom_shim`); and since loom's types refuse to run on a thread loom does not
+/// control (they panic there), each step of the configuration, tried on a plain thread, must fail.
 #[test]
 fn loom_can_see_the_configuration() {
-    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")), Forbid::STD);
     assert!(
         unseen.is_empty(),
         "the configuration uses synchronisation that is not the shim's:\n  {}\nloom switches \
@@ -127,7 +128,9 @@ fn loom_can_see_the_configuration() {
          `loom` feature. A `std` lock or atomic is invisible to it: a request's two reads run as \
          one step in every interleaving loom tries, so the model passes a race it never sees. \
          Import every lock and atomic from `crate::sync` (add what you need there, for both the \
-         `loom` and the normal build).",
+         `loom` and the normal build: in \
+         `src/sync.rs` a `std` type belongs only in an item marked \
+         `#[cfg(not(feature = \"loom\"))]`, the normal build's side).",
         unseen.join("\n  ")
     );
     model_in_child("loom_can_see_the_configuration", || {

@@ -12,12 +12,11 @@ use std::future::Future;
 use std::path::Path;
 use std::process::Command;
 
+use harness::loom_shim::{Forbid, sync_outside_the_shim};
 use harness::watchdog::check;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use x01_shutdown_core::Drain;
-
-mod scan;
 
 const HANG: &str = "the loom model did not finish: does `idle` poll in a loop, or wait on a \
                     lock or flag that loom cannot see?";
@@ -127,13 +126,13 @@ impl std::task::Wake for Flag {
 /// runs unseen: each `idle` poll and each leave runs start to finish without a switch inside
 /// it, and the models above pass a lost wakeup they never see. So no file of `src/` but
 /// `src/sync.rs` may name a `std` lock, atomic or spin hint (nor tokio's or `futures`' locks, nor
-/// a `std` `Arc`'s count), `src/sync.rs` only on the normal build's side of its switch (see
-/// `scan`); and since loom's types refuse to
-/// run on a thread loom does not control (they panic there), every step of the drain, tried on
-/// a plain thread, must fail.
+/// a `std` `Arc`'s count), `src/sync.rs` only on the normal build's side of its switch (read
+/// whole statements at a time by `harness::loom_shim`, with `Forbid::WHOLE_CORE`); and since
+/// loom's types refuse to run on a thread loom does not control (they panic there), every step
+/// of the drain, tried on a plain thread, must fail.
 #[test]
 fn loom_can_see_the_drain() {
-    let unseen = scan::unseen_sync(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")), Forbid::WHOLE_CORE);
     assert!(
         unseen.is_empty(),
         "the drain uses synchronisation that is not the shim's:\n  {}\nloom cannot see it. \
@@ -199,7 +198,7 @@ fn model_in_child(name: &str, model: impl Fn() + Sync + Send + 'static) {
     }
     let printed = String::from_utf8_lossy(&child.stderr);
     // A model that fails on a type loom cannot see is no evidence of a lost wakeup: say so first.
-    let unseen = scan::unseen_sync(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")), Forbid::WHOLE_CORE);
     if !unseen.is_empty() {
         panic!(
             "the model failed, and the drain uses synchronisation loom cannot see:\n  {}\nloom \

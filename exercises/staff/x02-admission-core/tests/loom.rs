@@ -9,12 +9,10 @@
 //! sure the admission is still built from them, or the models would pass whatever
 //! `try_admit` does.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::sync_outside_the_shim;
+use harness::loom_shim::{Forbid, sync_outside_the_shim};
 use harness::watchdog::check;
 use x02_admission_core::admission::Admission;
 use x02_admission_core::sync::Arc;
@@ -193,18 +191,21 @@ fn a_freed_place_is_given_to_an_asker() {
 
 /// loom switches threads only at operations on its own types. An admission built from `std`
 /// types runs unseen: every `try_admit` runs start to finish without a switch inside it, and
-/// the models above pass whatever it does. So no file of `src/` but `src/sync.rs` may name a
-/// `std` lock, atomic or spin hint; and since loom's types refuse to run on a thread loom does
-/// not control (they panic there), each step of the admission, tried on a plain thread, must
-/// fail.
+/// the models above pass whatever it does. So no file of `src/` may name a `std` lock, atomic or
+/// spin hint (nor tokio's or `futures`' synchronisation, nor a `std` `Arc`'s count), `src/sync.rs`
+/// only on the normal build's side of its switch (read whole statements at a time by
+/// `harness::loom_shim`, with `Forbid::WHOLE_CORE`); and since loom's types refuse to run on a
+/// thread loom does not control (they panic there), each step of the admission, tried on a plain
+/// thread, must fail.
 #[test]
 fn loom_can_see_the_admission() {
-    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let unseen = sync_outside_the_shim(Path::new(env!("CARGO_MANIFEST_DIR")), Forbid::WHOLE_CORE);
     assert!(
         unseen.is_empty(),
         "the admission uses synchronisation that is not the shim's:\n  {}\nloom switches \
          threads only at operations on its own types, the ones `src/sync.rs` exports under the \
-         `loom` feature. A `std` atomic or lock is invisible to it: a load and a store on a \
+         `loom` feature. A `std` atomic or lock (or tokio's or `futures`' synchronisation, or a \
+         `std` `Arc`'s count) is invisible to it: a load and a store on a \
          `std` counter run as one step in every interleaving loom tries, so the models pass a \
          race they never see. Import every atomic and lock from `crate::sync` (add what you \
          need there, for both the `loom` and the normal build: in `src/sync.rs` a `std` type \
