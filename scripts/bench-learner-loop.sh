@@ -116,11 +116,14 @@ edit() {
   cp "$scratch/edit.tmp" "$file"
 }
 
-# Whether cargo ran the compiler on package `$1` after `$2` was saved: it touches the package's
-# `invoked.timestamp` just before.
+# Whether the compiler ran on package `$1` after `$2` was saved: cargo touches the package's
+# `invoked.timestamp` just before it does; when the runner reran cargo's last rustc command
+# itself (xtask/src/replay.rs), the library rustc wrote is newer than the save.
 compiled() {
   [ -n "$(find "$target_dir"/*/.fingerprint -maxdepth 2 -path "*/.fingerprint/$1-????????????????/invoked.timestamp" \
-    -newer "$2" -print -quit 2>/dev/null)" ]
+    -newer "$2" -print -quit 2>/dev/null)" ] ||
+    [ -n "$(find "$target_dir"/*/deps -maxdepth 1 -name "lib${1//-/_}-????????????????.rlib" \
+      -newer "$2" -print -quit 2>/dev/null)" ]
 }
 
 # --- rustlings, installed and set up once ---------------------------------------------------

@@ -163,7 +163,7 @@ pub fn check(workshop: &Workshop, exercise: &Exercise, verbose: bool) -> Result<
         println!("  then clippy, whose first run checks every dependency once (about a minute)...");
     }
     let report = runner::run(
-        &Place::workshop(&workshop.root),
+        &Place::learner(&workshop.root),
         &exercise.meta,
         &exercise.package(),
     )?;

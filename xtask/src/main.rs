@@ -15,6 +15,7 @@ mod meta;
 mod pages;
 mod prepare;
 mod progress;
+mod replay;
 mod report;
 mod runner;
 mod scaffold;

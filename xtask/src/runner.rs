@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::meta::Meta;
+use crate::replay;
 
 /// What one check came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +151,9 @@ pub struct Place<'a> {
     pub workspace: &'a Path,
     /// The target directory to build into, when not the workspace's own.
     pub target_dir: Option<&'a Path>,
+    /// Whether a rebuild may skip cargo by running the compiler commands cargo ran last time
+    /// (`replay`): the learner's loop. `verify` and grading always build through cargo.
+    pub replay: bool,
 }
 
 impl<'a> Place<'a> {
@@ -159,6 +163,22 @@ impl<'a> Place<'a> {
             root,
             workspace: root,
             target_dir: None,
+            replay: false,
+        }
+    }
+
+    /// A package of the workshop, checked for a learner: rebuilds may skip cargo's start-up.
+    pub fn learner(root: &'a Path) -> Self {
+        Self {
+            replay: true,
+            ..Self::workshop(root)
+        }
+    }
+
+    fn target_dir(&self) -> PathBuf {
+        match self.target_dir {
+            Some(dir) => dir.to_owned(),
+            None => crate::workshop::target_dir(self.workspace),
         }
     }
 
@@ -262,10 +282,23 @@ fn check_names<'m>(meta: &'m Meta, target: &str) -> Vec<&'m str> {
         .collect()
 }
 
+#[derive(Default)]
 struct Build {
     diagnostics: Vec<String>,
     rendered: String,
     cargo_output: String,
+}
+
+impl Build {
+    /// Keeps a compiler error (cargo's `compiler-message`) for the learner.
+    fn note(&mut self, message: &Value) {
+        if let Some(line) = diagnostic_line(&message["message"]) {
+            self.diagnostics.push(line);
+            if let Some(rendered) = message["message"]["rendered"].as_str() {
+                self.rendered.push_str(rendered);
+            }
+        }
+    }
 }
 
 /// Cargo flags for a test target: loom models run optimised (the workspace's `loom` profile,
@@ -287,6 +320,27 @@ fn build_and_run(
     target: &str,
     names: &[&str],
 ) -> Result<(Build, Option<BinaryOutcome>)> {
+    let unit = (package, target, &target_flags(target)[..]);
+    if place.replay
+        && let Some(rebuilt) = replay::rebuild(&place.target_dir(), place.workspace, unit)?
+    {
+        let mut build = Build {
+            cargo_output: rebuilt.log,
+            ..Build::default()
+        };
+        for message in &rebuilt.messages {
+            build.note(message);
+        }
+        let Some(executable) = rebuilt.executable else {
+            if build.rendered.is_empty() {
+                build.rendered = build.cargo_output.clone();
+            }
+            return Ok((build, None));
+        };
+        let outcome = run_binary(place.root, &executable, names, process_limit())?;
+        return Ok((build, Some(outcome)));
+    }
+    let started = replay::now();
     let mut cargo = place
         .cargo()
         .args([
@@ -299,6 +353,9 @@ fn build_and_run(
             target,
         ])
         .args(target_flags(target))
+        // What cargo ran, for `replay` to run again: `-vv` names each rustc command with the
+        // environment cargo gave it.
+        .args(place.replay.then_some("-vv"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -312,25 +369,14 @@ fn build_and_run(
             let _ = stderr.read_to_end(&mut text);
             String::from_utf8_lossy(&text).into_owned()
         });
-        let mut build = Build {
-            diagnostics: Vec::new(),
-            rendered: String::new(),
-            cargo_output: String::new(),
-        };
+        let mut build = Build::default();
         let mut checks = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let Ok(message) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
             match message["reason"].as_str() {
-                Some("compiler-message") => {
-                    if let Some(line) = diagnostic_line(&message["message"]) {
-                        build.diagnostics.push(line);
-                        if let Some(rendered) = message["message"]["rendered"].as_str() {
-                            build.rendered.push_str(rendered);
-                        }
-                    }
-                }
+                Some("compiler-message") => build.note(&message),
                 Some("compiler-artifact") => {
                     let is_target = message["target"]["name"].as_str() == Some(target)
                         && message["profile"]["test"].as_bool() == Some(true);
@@ -349,6 +395,15 @@ fn build_and_run(
             .wait()
             .with_context(|| format!("waiting for cargo test --no-run -p {package}"))?;
         build.cargo_output = stderr.join().expect("the stderr reader panicked");
+        if place.replay {
+            replay::record(
+                &place.target_dir(),
+                place.workspace,
+                unit,
+                &build.cargo_output,
+                started,
+            );
+        }
         let outcome = checks
             .map(|run| run.join().expect("a check runner panicked"))
             .transpose()?;

@@ -68,6 +68,7 @@ pub fn verify(workshop: &Workshop, options: &Options) -> Result<()> {
         root: &workshop.root,
         workspace: &scratch,
         target_dir: Some(&target),
+        replay: false,
     };
     let variant_rounds = variant_rounds(options.repeat);
 

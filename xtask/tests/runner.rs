@@ -98,6 +98,56 @@ fn unknown_id_names_the_closest_ones() {
     insta::assert_snapshot!(stderr(&output));
 }
 
+/// After a first build through cargo, a save is rebuilt by rerunning cargo's rustc commands
+/// (xtask/src/replay.rs), and every verdict is still the one cargo's build would give: the
+/// fixed code passes, code that does not compile says so, the bug restored fails again. A
+/// change outside the exercise (here the workspace's manifest) sends the build back to cargo.
+#[test]
+fn a_save_is_rebuilt_without_cargo_and_judged_as_a_cargo_build_would_be() {
+    let fixture = Fixture::new();
+    let exercise = fixture.path("exercises/junior/j01-doubler/src/lib.rs");
+    let check = |expected: i32| {
+        let output = fixture
+            .xtask(&["--verbose", "check", "J01"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(expected), "{}", stdout(&output));
+        let out = stdout(&output);
+        (out.contains("xtask: rebuilt"), out)
+    };
+    // The workshop's lockfile is committed; a first build that writes one is not recorded.
+    std::process::Command::new(env!("CARGO"))
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(&fixture.root)
+        .status()
+        .unwrap();
+    let (replayed, _) = check(1);
+    assert!(!replayed, "the first build is cargo's");
+
+    let buggy = fs::read_to_string(&exercise).unwrap();
+    fs::write(&exercise, buggy.replace("x * x", "x + x")).unwrap();
+    let (replayed, out) = check(0);
+    assert!(replayed, "{out}");
+
+    fs::write(&exercise, buggy.replace("x * x", "x +")).unwrap();
+    let (replayed, out) = check(1);
+    assert!(replayed, "{out}");
+    assert!(out.contains("does not compile"), "{out}");
+    assert!(out.contains("expected expression"), "{out}");
+
+    fs::write(&exercise, &buggy).unwrap();
+    let (replayed, out) = check(1);
+    assert!(replayed, "{out}");
+    assert!(out.contains("3 doubled"), "{out}");
+
+    let manifest = fixture.path("Cargo.toml");
+    let mut text = fs::read_to_string(&manifest).unwrap();
+    text.push_str("# a comment cargo reads\n");
+    fs::write(&manifest, text).unwrap();
+    let (replayed, out) = check(1);
+    assert!(!replayed, "a changed manifest is cargo's to read: {out}");
+}
+
 #[test]
 fn edited_checks_are_reported_instead_of_run() {
     let fixture = Fixture::new();
