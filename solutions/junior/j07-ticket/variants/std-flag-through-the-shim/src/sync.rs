@@ -1,0 +1,23 @@
+//! The synchronisation types the ticket counter is built from.
+//!
+//! Normally these are the standard library's. With the crate feature `loom` they are loom's
+//! look-alikes, which let `tests/loom.rs` run the counter under every possible interleaving of
+//! threads. Code in `ticket.rs` imports from here, never from `std::sync` directly, so that the
+//! model checks exactly the code the server runs. (A busy-wait must call `hint::spin_loop` from
+//! here too: loom can only switch away from a waiting thread at an operation it sees.)
+
+#[cfg(feature = "loom")]
+pub use loom::{
+    hint,
+    sync::{Arc, Mutex, atomic},
+};
+
+#[cfg(not(feature = "loom"))]
+pub use std::{
+    hint,
+    sync::{Arc, Mutex, atomic},
+};
+
+/// The dispenser's `busy` flag only says whose turn it is; the count is what matters, and that
+/// is the shim's. The same flag in both builds.
+pub use std::sync::atomic::AtomicBool as TurnFlag;
