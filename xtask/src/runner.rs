@@ -6,7 +6,8 @@
 //! ourselves instead of through `cargo test` saves a second cargo start-up on the learner's
 //! edit-check loop and lets us stop a check that hangs, with whatever it started. The loop is
 //! what a learner waits for, so nothing in it waits needlessly: test targets build side by side,
-//! and a target's checks start the moment cargo names its binary.
+//! a target's checks start the moment cargo names its binary, and for `check` and `watch` a save
+//! is rebuilt by rerunning cargo's last compiler commands while nothing else changed (`replay`).
 //!
 //! A verdict is only as trustworthy as what it is read from: passes come from libtest's log
 //! file, never from what the process printed, and a process that died is named as such.
@@ -167,10 +168,11 @@ impl<'a> Place<'a> {
         }
     }
 
-    /// A package of the workshop, checked for a learner: rebuilds may skip cargo's start-up.
+    /// A package of the workshop, checked for a learner: rebuilds may skip cargo's start-up,
+    /// unless `XTASK_REPLAY=0` asks for cargo every time.
     pub fn learner(root: &'a Path) -> Self {
         Self {
-            replay: true,
+            replay: std::env::var_os("XTASK_REPLAY").is_none_or(|v| v != "0"),
             ..Self::workshop(root)
         }
     }
