@@ -334,6 +334,7 @@ fn build_and_run(
             build.note(message);
         }
         let Some(executable) = rebuilt.executable else {
+            bail_if_disk_full(&format!("{}{}", build.cargo_output, build.rendered))?;
             if build.rendered.is_empty() {
                 build.rendered = build.cargo_output.clone();
             }
