@@ -106,7 +106,11 @@ fn modified(path: &Path) -> Option<u128> {
 
 /// The current world, seen from the workspace at `root` and the package at `package_dir`.
 fn world(root: &Path, package_dir: &Path, rustc: &Path) -> World {
-    let env = std::env::vars()
+    let env = std::env::vars_os()
+        .map(|(key, value)| {
+            let text = |s: std::ffi::OsString| s.to_string_lossy().into_owned();
+            (text(key), text(value))
+        })
         .filter(|(key, _)| {
             ["CARGO", "RUST"].iter().any(|p| key.starts_with(p))
                 && !["CARGO_MAKEFLAGS", "RUST_BACKTRACE"].contains(&key.as_str())
@@ -120,13 +124,15 @@ fn world(root: &Path, package_dir: &Path, rustc: &Path) -> World {
         package_dir.join("Cargo.toml"),
         rustc.to_owned(),
     ];
+    // cargo's configuration: `.cargo/config.toml` in the workspace and every folder above it,
+    // then `config.toml` in cargo's home (each also without its extension, an older name).
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
-    for dir in root.ancestors().map(Path::to_path_buf).chain(cargo_home) {
-        paths.push(dir.join(".cargo/config.toml"));
-        paths.push(dir.join(".cargo/config"));
+    let config_dirs = root.ancestors().map(|dir| dir.join(".cargo"));
+    for dir in config_dirs.chain(cargo_home) {
         paths.push(dir.join("config.toml"));
+        paths.push(dir.join("config"));
     }
     for dir in path_dependencies(root, package_dir) {
         files_under(&dir, &mut paths);
