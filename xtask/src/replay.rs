@@ -524,6 +524,13 @@ pub fn rebuild(
     if world(root, Path::new(package_dir), &test.program) != plan.world {
         return Ok(None);
     }
+    // A library linked from outside the plan that is gone (`cargo clean -p tokio`) is cargo's
+    // to build again.
+    let outside = |path: &PathBuf| !plan.units.contains_key(path);
+    let linked = plan.units.values().flat_map(Unit::externs);
+    if linked.filter(outside).any(|path| !path.exists()) {
+        return Ok(None);
+    }
     // The library first, then the checks: the map's order is by output path, so sort by role.
     let mut order: Vec<(&PathBuf, &Unit)> = plan.units.iter().collect();
     order.sort_by_key(|(_, unit)| unit.is_test());
