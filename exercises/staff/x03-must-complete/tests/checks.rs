@@ -1,16 +1,23 @@
 //! Checks for X03: orders over in-memory connections on a paused clock. The inventory and the
 //! ledger answer after a fixed virtual latency, so "the client left while the seats were held
 //! and the charge was on its way" is a fact the check arranges, not a race it hopes to win.
-//! Each check runs on its own current-thread runtime, so its count of alive tasks is exact.
+//! Each check runs on its own current-thread runtime, so its count of alive tasks is exact,
+//! and so is its count of the heap this thread holds.
 
 use std::time::Duration;
 
 use harness::duplex;
+use harness::heap;
 use harness::server::{H1Connection, request};
 use harness::watchdog::check;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::watch;
 use x03_must_complete::{BoxOffice, Charge, Inventory, Ledger, SHUTDOWN_GRACE, serve_connection};
+
+// Counts the heap per thread, for `finished_commits_are_not_kept`; the other checks do not look
+// at it.
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 const HANG: &str = "the check never got past waiting on an order: does every order still \
                     reach the inventory and the ledger, and does shutdown return?";
@@ -398,6 +405,78 @@ fn a_slow_ledger_still_places_the_order() {
              once its order is placed, however slow the ledger: a handler that stops waiting \
              early and answers 503 tells the client its order failed while the order goes on \
              to be placed"
+        );
+    });
+}
+
+/// Orders placed before the heap is first read: they bring the runtime, hyper and the service
+/// to their working size (the timer wheel, buffers, the first growths of every list).
+const WARM_UP: usize = 64;
+/// Orders placed between the two readings.
+const MEASURED: usize = 448;
+/// The most heap one finished order may still hold, in bytes. Measured (growth between the two
+/// readings, divided by `MEASURED`) on the solution, its right fixes (a `JoinSet` reaped on
+/// each spawn; a writer task reaping a `JoinSet` of its own) and every other half-fix: 16 bytes
+/// per order each, the ledger's record of the charge (one 16-byte `Charge` in the fake's
+/// `Vec`, full at both readings with 64 then 512 records; wherever a doubling fell, it would
+/// stay under 35). Every `JoinHandle` kept in a `Vec`: 536 bytes per order, that 16, 8 for the
+/// handle in its `Vec`, and 512 for the task cell the handle keeps alive (header, scheduler,
+/// the commit's future and its output), which any task awaiting a hold and a ledger write
+/// needs. The bound is 8 times what is legitimate (almost 4 times the worst doubling) and a
+/// quarter of one kept task: only what the runtime or the code keeps per order crosses it, and
+/// the count is of bytes asked for and not given back, whatever the allocator does with them.
+const KEPT_PER_ORDER: i64 = 128;
+
+/// Many orders are placed and finished, and the box office holds no more heap for each of
+/// them than the ledger's record of its charge: a finished commit leaves nothing behind. The
+/// clients wait for their answers one after the other, so at each reading no commit is in
+/// flight, and every connection has ended.
+#[test]
+fn finished_commits_are_not_kept() {
+    check(HANG).paused(|| async {
+        // Everything (clients, connections, commits) runs on this one thread, so the thread's
+        // heap count sees every allocation they make and nothing the other checks do.
+        let venue = venue_with(2 * (WARM_UP + MEASURED) as u32, LEDGER_LATENCY);
+        // Counted once the box office is open: a task it owns for its whole life is no leak.
+        let before = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        let place = |orders: usize| {
+            let office = venue.office.clone();
+            async move {
+                for _ in 0..orders {
+                    let (client, status, _) = order_and_wait(&office).await;
+                    assert_eq!(
+                        status, 201,
+                        "a venue with seats to spare must place every order"
+                    );
+                    client.close().await;
+                }
+            }
+        };
+        place(WARM_UP).await;
+        assert!(
+            settle(before).await,
+            "the warm-up orders' tasks were still alive {SETTLE:?} later"
+        );
+        let warm = heap::live_on_this_thread();
+        place(MEASURED).await;
+        assert!(
+            settle(before).await,
+            "the measured orders' tasks were still alive {SETTLE:?} later"
+        );
+        let grown = heap::live_on_this_thread() - warm;
+        let per_order = grown / MEASURED as i64;
+        assert!(
+            per_order < KEPT_PER_ORDER,
+            "after {MEASURED} more orders, all finished and their clients gone, the box office \
+             holds {grown} bytes more heap, {per_order} per order (the ledger's record of a \
+             charge is 16): something is kept for every order ever placed. A finished task whose \
+             JoinHandle is kept (in a Vec that only shutdown drains) keeps its whole task, the \
+             commit's state and output, until the handle is dropped, so the service's memory \
+             grows for as long as it runs. Reap the commits as they end: spawn them on a \
+             TaskTracker, which keeps nothing once a task ends, or on a JoinSet reaped with \
+             try_join_next"
         );
     });
 }
