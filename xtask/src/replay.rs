@@ -122,6 +122,8 @@ fn world(root: &Path, package_dir: &Path, rustc: &Path) -> World {
         root.join("rust-toolchain"),
         root.join("rust-toolchain.toml"),
         package_dir.join("Cargo.toml"),
+        // A build script cargo finds by its name alone, with no line in the manifest.
+        package_dir.join("build.rs"),
         rustc.to_owned(),
     ];
     // cargo's configuration: `.cargo/config.toml` in the workspace and every folder above it,
@@ -263,8 +265,8 @@ impl Unit {
             .collect()
     }
 
-    /// Whether a file its last compilation read, or a library it links, changed after that
-    /// compilation started (or an output is missing).
+    /// Whether a file its last compilation read changed after that compilation started, or a
+    /// library it links after its output was written (or an output is missing).
     fn stale(&self) -> bool {
         let (Some(output), Some(dep_info)) = (self.output(), self.dep_info()) else {
             return true;
@@ -272,13 +274,17 @@ impl Unit {
         let Ok(text) = fs::read_to_string(&dep_info) else {
             return true;
         };
-        if modified(&output).is_none() {
+        let Some(built) = modified(&output) else {
             return true;
-        }
-        let changed = |path: &Path| modified(path).is_none_or(|at| not_before(at, self.started));
+        };
+        // A source saved while the compiler ran may or may not be in the output, so sources
+        // are compared with the start; a library is only rebuilt under the build lock, never
+        // while this unit compiles, so it is compared with the output, as cargo does.
+        let saved = |path: &Path| modified(path).is_none_or(|at| not_before(at, self.started));
+        let rebuilt = |path: &Path| modified(path).is_none_or(|at| at > built);
         let (inputs, env) = parse_dep_info(&text);
-        inputs.iter().any(|p| changed(&self.cwd.join(p)))
-            || self.externs().iter().any(|p| changed(p))
+        inputs.iter().any(|p| saved(&self.cwd.join(p)))
+            || self.externs().iter().any(|p| rebuilt(p))
             || env.iter().any(|(key, value)| self.env_value(key) != *value)
     }
 

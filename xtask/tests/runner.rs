@@ -146,6 +146,20 @@ fn a_save_is_rebuilt_without_cargo_and_judged_as_a_cargo_build_would_be() {
     fs::write(&manifest, text).unwrap();
     let (replayed, out) = check(1);
     assert!(!replayed, "a changed manifest is cargo's to read: {out}");
+
+    // The build cargo just did was recorded: the next save is replayed again.
+    fs::write(&exercise, format!("{buggy}// a comment\n")).unwrap();
+    let (replayed, out) = check(1);
+    assert!(replayed, "{out}");
+
+    // cargo runs a `build.rs` it finds, with no line in the manifest to say so.
+    fs::write(
+        fixture.path("exercises/junior/j01-doubler/build.rs"),
+        "fn main() {}\n",
+    )
+    .unwrap();
+    let (replayed, out) = check(1);
+    assert!(!replayed, "a new build script is cargo's to run: {out}");
 }
 
 #[test]
