@@ -6,7 +6,7 @@
 //! recorded diagnostics. Then the book builds with every include and link resolving.
 //! Each exercise's maintainer variants: every half-fix fails the checks it names, every right
 //! fix passes every check. `--repeat N` runs every verdict N times, to expose flaky checks
-//! (the variants a fifth as often, rounded up: they are many, and each is built once). Variants
+//! (the variants a tenth as often, rounded up: they are many, and each is built once). Variants
 //! run side by side, one per core (`VERIFY_JOBS` overrides).
 
 use std::fs;
@@ -316,12 +316,13 @@ fn prebuild(place: &Place, packages: &[(&Meta, String)]) -> Result<()> {
     Ok(())
 }
 
-/// Variants run a fifth as many rounds as the exercises, rounded up, and never fewer than
-/// one: CI's `--repeat 10` runs each of the 500-odd variants twice. Three rounds put a fresh
-/// clone's run with the staff level's 42 exercises at 47 minutes, past CI's 45; the first round
-/// is most of the cost (it builds each variant), a later one about three minutes.
+/// Variants run a tenth as many rounds as the exercises, rounded up, and never fewer than
+/// one: CI's `--repeat 10` proves each of the 600-odd variants once, and every exercise and
+/// solution ten times. With two rounds a fresh clone's run took 50 minutes on the 2-core
+/// machine, past CI's 45 (the staff level's loom variants are the dearest); the first round is
+/// most of the cost (it builds each variant), a later one about four minutes.
 fn variant_rounds(repeat: usize) -> usize {
-    repeat.div_ceil(5).max(1)
+    repeat.div_ceil(10).max(1)
 }
 
 /// Prints one line of verdict and counts it.
